@@ -1,0 +1,273 @@
+//! What a token can say about scope: tool grants and resource patterns, and the
+//! Datalog checks they turn into. Values always enter Datalog as parameters, never by
+//! string splicing, so a pattern cannot inject rules.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use biscuit_auth::builder::Term;
+
+use super::error::TokenError;
+
+/// The resource kinds of the contract. The server names one per tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    Kv,
+    Transit,
+    Db,
+    Ssh,
+    Kms,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 5] = [
+        ResourceKind::Kv,
+        ResourceKind::Transit,
+        ResourceKind::Db,
+        ResourceKind::Ssh,
+        ResourceKind::Kms,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Kv => "kv",
+            ResourceKind::Transit => "transit",
+            ResourceKind::Db => "db",
+            ResourceKind::Ssh => "ssh",
+            ResourceKind::Kms => "kms",
+        }
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ResourceKind {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| TokenError::Resource(s.to_string()))
+    }
+}
+
+/// `KIND:PATTERN`; a pattern ending in `*` is a prefix, otherwise exact.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourcePattern {
+    pub kind: ResourceKind,
+    pub pattern: String,
+}
+
+const MAX_PATTERN_LEN: usize = 512;
+
+impl FromStr for ResourcePattern {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, pattern) = s
+            .split_once(':')
+            .ok_or_else(|| TokenError::Resource(s.to_string()))?;
+        let kind: ResourceKind = kind
+            .trim()
+            .parse()
+            .map_err(|_| TokenError::Resource(s.to_string()))?;
+        if pattern.is_empty()
+            || pattern.len() > MAX_PATTERN_LEN
+            || pattern.chars().any(char::is_control)
+            || pattern[..pattern.len() - 1].contains('*')
+        {
+            return Err(TokenError::Resource(s.to_string()));
+        }
+        Ok(ResourcePattern {
+            kind,
+            pattern: pattern.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for ResourcePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.pattern)
+    }
+}
+
+impl ResourcePattern {
+    /// The prefix if this is a prefix pattern (`app/*` -> `app/`).
+    pub fn prefix(&self) -> Option<&str> {
+        self.pattern.strip_suffix('*')
+    }
+
+    pub fn matches(&self, kind: ResourceKind, value: &str) -> bool {
+        self.kind == kind
+            && match self.prefix() {
+                Some(p) => value.starts_with(p),
+                None => value == self.pattern,
+            }
+    }
+}
+
+/// One entry of `--tools`: an exact tool, a family (`kv.*`) or everything (`*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ToolGrant {
+    Exact(String),
+    /// Family prefix including the dot, e.g. `kv.`.
+    Family(String),
+    All,
+}
+
+const MAX_TOOL_LEN: usize = 128;
+
+impl FromStr for ToolGrant {
+    type Err = TokenError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "*" {
+            return Ok(ToolGrant::All);
+        }
+        let (name, family) = match s.strip_suffix(".*") {
+            Some(f) => (f, true),
+            None => (s, false),
+        };
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+        if name.is_empty() || s.len() > MAX_TOOL_LEN || !name.chars().all(ok_char) {
+            return Err(TokenError::ToolName(s.to_string()));
+        }
+        Ok(if family {
+            ToolGrant::Family(format!("{name}."))
+        } else {
+            ToolGrant::Exact(name.to_string())
+        })
+    }
+}
+
+impl ToolGrant {
+    pub fn matches(&self, tool: &str) -> bool {
+        match self {
+            ToolGrant::All => true,
+            ToolGrant::Exact(t) => t == tool,
+            ToolGrant::Family(p) => tool.starts_with(p.as_str()),
+        }
+    }
+}
+
+/// Parses a `--tools a,b,kv.*` list. An empty list is an error: "no tools" is never
+/// what a user meant, and silently minting an all-tools token would be worse.
+pub fn parse_tools(list: &str) -> Result<Vec<ToolGrant>, TokenError> {
+    let tools = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<ToolGrant>, _>>()?;
+    if tools.is_empty() {
+        return Err(TokenError::ToolName(list.to_string()));
+    }
+    Ok(tools)
+}
+
+/// Datalog source + params for a check that admits only the listed tools. It is
+/// written on `requested_tool`, the fact the verifier supplies, never on the token's
+/// `tool` grants (a check on grants would pass as soon as any listed grant exists).
+/// `None` when the list contains `*` (no narrowing).
+pub(crate) fn tools_check(tools: &[ToolGrant]) -> Option<(String, HashMap<String, Term>)> {
+    if tools.iter().any(|t| *t == ToolGrant::All) {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut alternatives = Vec::new();
+    let exact: BTreeSet<Term> = tools
+        .iter()
+        .filter_map(|t| match t {
+            ToolGrant::Exact(n) => Some(Term::Str(n.clone())),
+            _ => None,
+        })
+        .collect();
+    if !exact.is_empty() {
+        params.insert("exact".to_string(), Term::Set(exact));
+        alternatives.push("requested_tool($t), {exact}.contains($t)".to_string());
+    }
+    for (i, t) in tools.iter().enumerate() {
+        if let ToolGrant::Family(prefix) = t {
+            let p = format!("fam{i}");
+            params.insert(p.clone(), Term::Str(prefix.clone()));
+            alternatives.push(format!("requested_tool($t), $t.starts_with({{{p}}})"));
+        }
+    }
+    Some((format!("check if {}", alternatives.join(" or ")), params))
+}
+
+/// Datalog checks restricting resources: one per kind mentioned. A request of another
+/// kind (or without a resource) passes that check: kinds a token does not mention stay
+/// as they were.
+pub(crate) fn resource_checks(
+    patterns: &[ResourcePattern],
+) -> Vec<(String, HashMap<String, Term>)> {
+    let kinds: BTreeSet<ResourceKind> = patterns.iter().map(|p| p.kind).collect();
+    kinds
+        .into_iter()
+        .map(|kind| {
+            let mut params = HashMap::new();
+            params.insert("kind".to_string(), Term::Str(kind.as_str().to_string()));
+            let mut alternatives = vec!["request_kind($k), $k != {kind}".to_string()];
+            let exact: BTreeSet<Term> = patterns
+                .iter()
+                .filter(|p| p.kind == kind && p.prefix().is_none())
+                .map(|p| Term::Str(p.pattern.clone()))
+                .collect();
+            if !exact.is_empty() {
+                params.insert("exact".to_string(), Term::Set(exact));
+                alternatives.push("requested_resource({kind}, $v), {exact}.contains($v)".into());
+            }
+            for (i, p) in patterns.iter().enumerate() {
+                if let (true, Some(prefix)) = (p.kind == kind, p.prefix()) {
+                    let name = format!("pre{i}");
+                    params.insert(name.clone(), Term::Str(prefix.to_string()));
+                    alternatives.push(format!(
+                        "requested_resource({{kind}}, $v), $v.starts_with({{{name}}})"
+                    ));
+                }
+            }
+            (format!("check if {}", alternatives.join(" or ")), params)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tools() {
+        assert_eq!(
+            "kv.*".parse::<ToolGrant>().unwrap(),
+            ToolGrant::Family("kv.".into())
+        );
+        assert_eq!("*".parse::<ToolGrant>().unwrap(), ToolGrant::All);
+        assert_eq!(
+            "db_query".parse::<ToolGrant>().unwrap(),
+            ToolGrant::Exact("db_query".into())
+        );
+        for bad in ["", "a b", "a\"b", "kv.*.x", "*x", ".*"] {
+            assert!(bad.parse::<ToolGrant>().is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_tools(" , ").is_err());
+    }
+
+    #[test]
+    fn parses_resources() {
+        let p: ResourcePattern = "kv:app/*".parse().unwrap();
+        assert_eq!(p.prefix(), Some("app/"));
+        assert!(p.matches(ResourceKind::Kv, "app/x"));
+        assert!(!p.matches(ResourceKind::Kv, "apx"));
+        assert!(!p.matches(ResourceKind::Transit, "app/x"));
+        let e: ResourcePattern = "transit:app-aes".parse().unwrap();
+        assert!(e.matches(ResourceKind::Transit, "app-aes"));
+        assert!(!e.matches(ResourceKind::Transit, "app-aes2"));
+        for bad in ["kv", "vault:x", "kv:", "kv:a*b", "kv:a\nb"] {
+            assert!(bad.parse::<ResourcePattern>().is_err(), "{bad:?} accepted");
+        }
+    }
+}

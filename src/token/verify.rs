@@ -1,0 +1,482 @@
+//! Request authorization with a bounded cache.
+//!
+//! Order of work, cheapest rejection first: size cap, base64, parse, signature chain
+//! (cached per token), revocation, delegation depth, subject, then Datalog with the
+//! request facts. Datalog runs under explicit limits so a hostile token cannot make a
+//! call slow.
+
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use biscuit_auth::builder::{date, fact, int, string, AuthorizerBuilder};
+use biscuit_auth::error::{FailedCheck, Logic, Token as BiscuitError};
+use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
+use lru::LruCache;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::encoding::decode_token;
+use super::error::Denial;
+use super::scope::ResourceKind;
+
+/// Cap on attenuation blocks when the token does not set its own.
+pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = 5;
+
+/// Server-side policy. Only authority-block facts and the request facts below are
+/// visible to it, so nothing a later block adds can satisfy an `allow`.
+const POLICY: &str = r#"
+allow if tool($t), requested_tool($t);
+allow if tool_wildcard("*");
+allow if tool_prefix($p), requested_tool($t), $t.starts_with($p);
+deny if true;
+"#;
+
+/// One request to authorize.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub tool: &'a str,
+    pub resource: Option<RequestResource<'a>>,
+    /// The identity the caller serves; `None` skips the subject comparison (CLI
+    /// `verify` without `--subject`). The server always sets it.
+    pub subject: Option<&'a str>,
+    pub now: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RequestResource<'a> {
+    pub kind: ResourceKind,
+    pub value: &'a str,
+}
+
+/// Revoked block ids. Each set gets a unique generation so cached decisions made
+/// under an older list are never reused.
+#[derive(Debug)]
+pub struct RevocationSet {
+    ids: HashSet<Vec<u8>>,
+    generation: u64,
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+impl RevocationSet {
+    pub fn new(ids: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        RevocationSet {
+            ids: ids.into_iter().collect(),
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    pub fn empty() -> Self {
+        Self::new(std::iter::empty())
+    }
+
+    /// Parses a revocation list: one hex id a line; blank lines and `#` comments are
+    /// ignored. Any other malformed line fails the whole list (callers fail closed).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ids = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let id = hex::decode(line).map_err(|_| format!("line {}: not a hex id", n + 1))?;
+            ids.push(id);
+        }
+        Ok(Self::new(ids))
+    }
+
+    pub fn contains(&self, id: &[u8]) -> bool {
+        self.ids.contains(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// What an authorized token says, for callers and the CLI's `verify` output.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AuthorizedFacts {
+    pub tools: Vec<String>,
+    pub tool_wildcard: bool,
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    pub delegation_depth: u32,
+    pub max_delegation_depth: u32,
+    /// The earliest expiry any block states (RFC 3339), if any.
+    pub expires_at: Option<String>,
+    pub resources: Vec<String>,
+    pub revocation_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub default_max_depth: u32,
+    pub limits: AuthorizerLimits,
+    /// Signature-verified tokens kept (LRU).
+    pub token_cache: usize,
+    /// Decisions kept (LRU); each is valid only within the second it was made.
+    pub decision_cache: usize,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            default_max_depth: DEFAULT_MAX_DELEGATION_DEPTH,
+            // Bounded evaluation: enough for any token we mint (a few dozen facts), far
+            // below what a crafted token would need to hurt. The time bound is generous
+            // so valid tokens are not refused under load (the 1 ms default does that).
+            limits: AuthorizerLimits {
+                max_facts: 1000,
+                max_iterations: 100,
+                max_time: Duration::from_millis(5),
+            },
+            token_cache: 1024,
+            decision_cache: 4096,
+        }
+    }
+}
+
+/// A token whose signature chain has been checked, with its static facts extracted.
+struct Verified {
+    biscuit: Biscuit,
+    revocation_ids: Vec<Vec<u8>>,
+    facts: AuthorizedFacts,
+    /// Authority-block problems found at first sight (e.g. two subjects): deny always.
+    defect: Option<Denial>,
+}
+
+type DecisionKey = (
+    [u8; 32],
+    String,
+    Option<(ResourceKind, String)>,
+    Option<String>,
+    u64,
+    u64,
+);
+
+pub struct Verifier {
+    roots: Vec<PublicKey>,
+    config: VerifierConfig,
+    policy: AuthorizerBuilder,
+    tokens: Mutex<LruCache<[u8; 32], Arc<Verified>>>,
+    decisions: Mutex<LruCache<DecisionKey, Result<(), Denial>>>,
+}
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl Verifier {
+    pub fn new(roots: Vec<PublicKey>, config: VerifierConfig) -> Result<Self, super::TokenError> {
+        if roots.is_empty() {
+            return Err(super::TokenError::Key("no root public key".into()));
+        }
+        let policy = AuthorizerBuilder::new()
+            .code(POLICY)?
+            .set_limits(config.limits.clone());
+        Ok(Verifier {
+            roots,
+            tokens: Mutex::new(LruCache::new(nz(config.token_cache))),
+            decisions: Mutex::new(LruCache::new(nz(config.decision_cache))),
+            config,
+            policy,
+        })
+    }
+
+    /// Authorizes `req` with `token`. Returns the token's facts or the precise reason
+    /// for denial. Never touches the network or the disk.
+    pub fn authorize(
+        &self,
+        token: &str,
+        req: &Request<'_>,
+        revoked: &RevocationSet,
+    ) -> Result<AuthorizedFacts, Denial> {
+        let bytes = decode_token(token)?;
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        let verified = self.verified(&bytes, hash)?;
+        if let Some(d) = &verified.defect {
+            return Err(d.clone());
+        }
+        if verified
+            .revocation_ids
+            .iter()
+            .any(|id| revoked.contains(id))
+        {
+            return Err(Denial::Revoked);
+        }
+        let facts = &verified.facts;
+        if facts.delegation_depth > facts.max_delegation_depth {
+            return Err(Denial::DelegationTooDeep(format!(
+                "depth {} exceeds the cap of {}",
+                facts.delegation_depth, facts.max_delegation_depth
+            )));
+        }
+        if let Some(want) = req.subject {
+            match &facts.subject {
+                None => return Err(Denial::WrongSubject("token names no subject".into())),
+                Some(s) if s != want => {
+                    return Err(Denial::WrongSubject(format!(
+                        "token is for {s:?}, this server serves {want:?}"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let now_secs = req
+            .now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        // Biscuit dates have one-second resolution, so for the same token, request,
+        // revocation set and second the Datalog outcome cannot differ: reuse it.
+        let key: DecisionKey = (
+            hash,
+            req.tool.to_string(),
+            req.resource.map(|r| (r.kind, r.value.to_string())),
+            req.subject.map(str::to_string),
+            now_secs,
+            revoked.generation(),
+        );
+        let cached = self.lock_decisions().get(&key).cloned();
+        let decision = match cached {
+            Some(d) => d,
+            None => {
+                let d = self.run_datalog(&verified, req, now_secs);
+                self.lock_decisions().put(key, d.clone());
+                d
+            }
+        };
+        decision.map(|()| facts.clone())
+    }
+
+    fn lock_decisions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, LruCache<DecisionKey, Result<(), Denial>>> {
+        // A poisoned cache only means another thread panicked mid-update of a cache;
+        // its content is still a valid cache.
+        self.decisions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn verified(&self, bytes: &[u8], hash: [u8; 32]) -> Result<Arc<Verified>, Denial> {
+        if let Some(v) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+        {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(self.first_sight(bytes)?);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(hash, v.clone());
+        Ok(v)
+    }
+
+    fn first_sight(&self, bytes: &[u8]) -> Result<Verified, Denial> {
+        let unverified =
+            UnverifiedBiscuit::from(bytes).map_err(|e| Denial::Malformed(short(&e)))?;
+        if unverified
+            .external_public_keys()
+            .iter()
+            .any(Option::is_some)
+        {
+            return Err(Denial::Malformed(
+                "third-party blocks are not accepted".into(),
+            ));
+        }
+        let biscuit = self
+            .roots
+            .iter()
+            .find_map(|pk| unverified.clone().verify(*pk).ok())
+            .ok_or(Denial::BadSignature)?;
+        let (facts, defect) = extract_facts(&biscuit, &self.config)?;
+        Ok(Verified {
+            revocation_ids: biscuit.revocation_identifiers(),
+            biscuit,
+            facts,
+            defect,
+        })
+    }
+
+    fn run_datalog(&self, v: &Verified, req: &Request<'_>, now_secs: u64) -> Result<(), Denial> {
+        let kind = req.resource.map(|r| r.kind.as_str()).unwrap_or("none");
+        let mut b = self
+            .policy
+            .clone()
+            .fact(fact(
+                "time",
+                &[date(
+                    &(SystemTime::UNIX_EPOCH + Duration::from_secs(now_secs)),
+                )],
+            ))
+            .and_then(|b| b.fact(fact("requested_tool", &[string(req.tool)])))
+            .and_then(|b| b.fact(fact("request_kind", &[string(kind)])))
+            .and_then(|b| b.fact(fact("depth", &[int(i64::from(v.facts.delegation_depth))])))
+            .map_err(|_| Denial::Malformed("request facts".into()))?;
+        if let Some(r) = req.resource {
+            b = b
+                .fact(fact("requested_resource", &[string(kind), string(r.value)]))
+                .map_err(|_| Denial::Malformed("request facts".into()))?;
+        }
+        let mut authorizer = b
+            .build(&v.biscuit)
+            .map_err(|e| classify(e, req, v.facts.delegation_depth))?;
+        authorizer
+            .authorize()
+            .map(|_| ())
+            .map_err(|e| classify(e, req, v.facts.delegation_depth))
+    }
+}
+
+fn short(e: &BiscuitError) -> String {
+    let s = e.to_string();
+    s.chars().take(120).collect()
+}
+
+/// Maps a Biscuit failure to a precise denial. Failed checks win over the policy
+/// outcome (an expired token is "expired", not "tool not granted"), in a fixed order.
+fn classify(e: BiscuitError, req: &Request<'_>, req_depth: u32) -> Denial {
+    match e {
+        BiscuitError::FailedLogic(Logic::Unauthorized { checks, .. })
+        | BiscuitError::FailedLogic(Logic::NoMatchingPolicy { checks }) => {
+            let rules: Vec<&str> = checks
+                .iter()
+                .map(|c| match c {
+                    FailedCheck::Block(b) => b.rule.as_str(),
+                    FailedCheck::Authorizer(a) => a.rule.as_str(),
+                })
+                .collect();
+            let any = |needle: &str| rules.iter().any(|r| r.contains(needle));
+            let resource = || match req.resource {
+                Some(r) => Denial::ResourceNotGranted(format!("{}:{}", r.kind, r.value)),
+                None => Denial::ResourceNotGranted("(none named)".into()),
+            };
+            if any("time(") {
+                Denial::Expired
+            } else if any("depth(") {
+                Denial::DelegationTooDeep(format!(
+                    "depth {} exceeds a cap set by an attenuation block",
+                    req_depth
+                ))
+            } else if any("requested_tool(") {
+                Denial::ToolNotGranted(req.tool.to_string())
+            } else if any("request_kind(") || any("requested_resource(") {
+                resource()
+            } else if rules.is_empty() {
+                // No check failed: the policy (deny if true) decided.
+                Denial::ToolNotGranted(req.tool.to_string())
+            } else {
+                // A check we did not write (e.g. an MCPVault `operation` check needing
+                // facts we do not supply) failed: deny, naming the tool.
+                Denial::ToolNotGranted(req.tool.to_string())
+            }
+        }
+        BiscuitError::RunLimit(_) => Denial::LimitExceeded,
+        BiscuitError::FailedLogic(Logic::InvalidBlockRule(..)) => {
+            Denial::Malformed("invalid block rule".into())
+        }
+        other => Denial::Malformed(short(&other)),
+    }
+}
+
+/// Reads the authority facts once per token. Runs under the same limits.
+fn extract_facts(
+    biscuit: &Biscuit,
+    config: &VerifierConfig,
+) -> Result<(AuthorizedFacts, Option<Denial>), Denial> {
+    let mut a = AuthorizerBuilder::new()
+        .set_limits(config.limits.clone())
+        .build(biscuit)
+        .map_err(|e| match e {
+            BiscuitError::RunLimit(_) => Denial::LimitExceeded,
+            e => Denial::Malformed(short(&e)),
+        })?;
+    let q = |a: &mut biscuit_auth::Authorizer, rule: &str| -> Result<Vec<String>, Denial> {
+        let rows: Vec<(String,)> = a.query(rule).map_err(|e| match e {
+            BiscuitError::RunLimit(_) => Denial::LimitExceeded,
+            e => Denial::Malformed(short(&e)),
+        })?;
+        let mut v: Vec<String> = rows.into_iter().map(|(s,)| s).collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    };
+    let tools = q(&mut a, "data($n) <- tool($n)")?;
+    let wildcard = q(&mut a, "data($w) <- tool_wildcard($w)")?;
+    let issuers = q(&mut a, "data($i) <- issuer($i)")?;
+    let subjects = q(&mut a, "data($s) <- subject($s)")?;
+    let caps: Vec<(i64,)> = a
+        .query("data($m) <- max_delegation_depth($m)")
+        .map_err(|_| Denial::LimitExceeded)?;
+    let resources: Vec<(String, String)> = a
+        .query("data($k, $p) <- resource($k, $p)")
+        .map_err(|_| Denial::LimitExceeded)?;
+
+    let mut defect = None;
+    if subjects.len() > 1 {
+        defect = Some(Denial::WrongSubject("token names several subjects".into()));
+    }
+    // The tightest cap stated in the authority block, else the server default.
+    // The depth itself is never read from the token: it is the block count.
+    let cap = caps
+        .iter()
+        .map(|(m,)| (*m).clamp(0, i64::from(u32::MAX)) as u32)
+        .min()
+        .unwrap_or(config.default_max_depth);
+    let mut resources: Vec<String> = resources
+        .into_iter()
+        .map(|(k, p)| format!("{k}:{p}"))
+        .collect();
+    resources.sort();
+    let facts = AuthorizedFacts {
+        tools,
+        tool_wildcard: wildcard.iter().any(|w| w == "*"),
+        issuer: issuers.into_iter().next(),
+        subject: if subjects.len() == 1 {
+            subjects.into_iter().next()
+        } else {
+            None
+        },
+        delegation_depth: (biscuit.block_count().saturating_sub(1)) as u32,
+        max_delegation_depth: cap,
+        expires_at: earliest_expiry(biscuit),
+        resources,
+        revocation_ids: biscuit
+            .revocation_identifiers()
+            .iter()
+            .map(hex::encode)
+            .collect(),
+    };
+    Ok((facts, defect))
+}
+
+/// The earliest `check if time($t), $t < DATE` in any block. Informational only:
+/// enforcement is the Datalog check itself. RFC 3339 UTC strings of equal shape
+/// compare correctly as text.
+pub(crate) fn earliest_expiry(biscuit: &Biscuit) -> Option<String> {
+    (0..biscuit.block_count())
+        .filter_map(|i| biscuit.print_block_source(i).ok())
+        .flat_map(|src| {
+            src.lines()
+                .filter_map(|l| {
+                    let rest = l.trim().strip_prefix("check if time($t), $t < ")?;
+                    Some(rest.trim_end_matches(';').trim().to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .min()
+}
