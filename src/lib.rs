@@ -1,6 +1,11 @@
 //! mcpvault: capability tokens for MCP tools backed by Vault/OpenBao and AWS KMS.
 //!
 //! `token` is the pure authorization core shared by the `mcpvault` CLI, the
-//! `mcpvault-stdio` server and the language bindings.
+//! `mcpvault-stdio` server and the language bindings; `server` is the MCP glue,
+//! `backend` one module per backend.
 
+pub mod backend;
+pub mod config;
+pub mod paths;
+pub mod server;
 pub mod token;

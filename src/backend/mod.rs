@@ -1,0 +1,18 @@
+//! Backends: one module each. Errors name the backend and what failed, never a value.
+
+pub mod kms;
+pub mod vault;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum BackendError {
+    /// Vault / OpenBao failed: the operation and the reason (status + Vault's errors).
+    #[error("vault: {op}: {reason}")]
+    Vault { op: &'static str, reason: String },
+    #[error("kms: {op}: {reason}")]
+    Kms { op: &'static str, reason: String },
+    /// The request was well-formed JSON but not acceptable (caught before I/O).
+    #[error("invalid arguments: {0}")]
+    Invalid(String),
+}
