@@ -61,17 +61,30 @@ wait_for() {
   return 1
 }
 
-# stop_pid NAME PID: SIGTERM, wait up to ~10 s, then SIGKILL. Quiet if gone.
-stop_pid() {
-  local name=$1 pid=$2 i
-  [[ $pid =~ ^[0-9]+$ ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  log "stopping $name (pid $pid)"
-  kill -TERM "$pid" 2>/dev/null || return 0
+# stop_pids NAME PID [NAME PID ...]: SIGTERM to all at once, wait up to
+# ~10 s for all to exit, then SIGKILL the rest. Quiet about pids already gone.
+stop_pids() {
+  local -a names=() pids=()
+  local i
+  while (($# >= 2)); do
+    if [[ $2 =~ ^[0-9]+$ ]] && kill -0 "$2" 2>/dev/null; then
+      log "stopping $1 (pid $2)"
+      kill -TERM "$2" 2>/dev/null && names+=("$1") && pids+=("$2")
+    fi
+    shift 2
+  done
   for ((i = 0; i < 100; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    local alive=0 p
+    for p in "${pids[@]}"; do
+      if kill -0 "$p" 2>/dev/null; then alive=1; fi
+    done
+    ((alive)) || return 0
     sleep 0.1
   done
-  log "$name (pid $pid) ignored SIGTERM; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
+  for i in "${!pids[@]}"; do
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      log "${names[i]} (pid ${pids[i]}) ignored SIGTERM; sending SIGKILL"
+      kill -KILL "${pids[i]}" 2>/dev/null || true
+    fi
+  done
 }
