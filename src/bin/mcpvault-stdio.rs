@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use mcpvault::config::Config;
-use mcpvault::server::McpVault;
-use rmcp::{transport::stdio, ServiceExt};
+use mcpvault::server::{stdio, McpVault};
+use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -13,6 +13,8 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        // rmcp logs whole messages at info/debug; keep it at warn so request bodies
+        // (which can hold tokens or secrets) never reach the log.
         .with_env_filter(
             EnvFilter::try_from_env("MCPVAULT_LOG")
                 .unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
@@ -25,6 +27,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let max_message = std::env::var("MCPVAULT_MAX_MESSAGE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(stdio::DEFAULT_MAX_MESSAGE_BYTES);
     let server = match McpVault::new(cfg) {
         Ok(s) => s,
         Err(e) => {
@@ -32,18 +38,51 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let service = match server.serve(stdio()).await {
-        Ok(s) => s,
+    let result = stdio::run(
+        tokio::io::stdin(),
+        tokio::io::stdout(),
+        max_message,
+        terminate(),
+        move |pipe| async move {
+            match server.serve(pipe).await {
+                Ok(running) => {
+                    if let Err(e) = running.waiting().await {
+                        tracing::error!("server stopped: {e}");
+                    }
+                }
+                Err(e) => tracing::error!("initialization failed: {e}"),
+            }
+        },
+    )
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("initialization failed: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match service.waiting().await {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("server stopped: {e}");
+            tracing::error!("stdout closed: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Resolves on SIGTERM or SIGINT: stop reading, finish in-flight calls, exit 0.
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+        tracing::info!("signal received: finishing in-flight calls");
+    }
+    #[cfg(not(unix))]
+    std::future::pending::<()>().await
 }

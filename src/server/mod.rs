@@ -4,6 +4,7 @@
 mod gate;
 mod kv;
 mod revocation;
+pub mod stdio;
 
 use std::sync::Arc;
 
