@@ -4,6 +4,7 @@
 //! `mcpvault-stdio` server and the language bindings; `server` is the MCP glue,
 //! `backend` one module per backend.
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod paths;

@@ -11,13 +11,17 @@ use crate::token::{
     AuthorizedFacts, Request, RequestResource, ResourceKind, Verifier, VerifierConfig,
 };
 
+use super::ratelimit::RateLimiter;
 use super::revocation::RevocationSource;
+use crate::audit::{AuditLog, Event};
 
 pub struct Gate {
     verifier: Verifier,
     subject: String,
     default_token: Option<String>,
     revocation: RevocationSource,
+    limiter: RateLimiter,
+    pub audit: AuditLog,
 }
 
 /// Why a call did not pass the gate.
@@ -30,13 +34,51 @@ pub enum GateError {
 }
 
 impl Gate {
-    pub fn new(cfg: &Config) -> Result<Self, crate::token::TokenError> {
+    pub fn new(cfg: &Config) -> Result<Self, String> {
+        let audit = match &cfg.audit_log {
+            Some(path) => AuditLog::open(path)
+                .map_err(|e| format!("MCPVAULT_AUDIT_LOG {}: {e}", path.display()))?,
+            None => AuditLog::stderr(),
+        };
         Ok(Gate {
-            verifier: Verifier::new(cfg.public_keys.clone(), VerifierConfig::default())?,
+            verifier: Verifier::new(cfg.public_keys.clone(), VerifierConfig::default())
+                .map_err(|e| e.to_string())?,
             subject: cfg.subject.clone(),
             default_token: cfg.default_token.clone(),
             revocation: RevocationSource::new(cfg.revocation_file.clone()),
+            limiter: RateLimiter::from_env()?,
+            audit,
         })
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// Records one decision in the audit log.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        request_id: String,
+        tool: &str,
+        resource: Option<String>,
+        decision: &'static str,
+        reason: Option<String>,
+        token_id: Option<String>,
+        outcome: Option<&'static str>,
+        backend_ms: Option<f64>,
+    ) {
+        self.audit.record(&Event {
+            subject: &self.subject,
+            tool,
+            resource,
+            decision,
+            reason,
+            token_id,
+            outcome,
+            backend_ms,
+            request_id,
+        });
     }
 
     /// Authorizes `tool` on `resource` with the call's token (else the default one).
@@ -62,12 +104,25 @@ impl Gate {
             subject: Some(&self.subject),
             now: SystemTime::now(),
         };
-        self.verifier
+        let facts = self
+            .verifier
             .authorize(token, &req, &revoked)
             .map_err(|d| GateError::Denied {
                 reason: d.to_string(),
                 code: d.code(),
-            })
+            })?;
+        let token_id = facts
+            .revocation_ids
+            .last()
+            .map(String::as_str)
+            .unwrap_or("");
+        self.limiter
+            .check(token_id)
+            .map_err(|reason| GateError::Denied {
+                reason,
+                code: "rate_limited",
+            })?;
+        Ok(facts)
     }
 }
 
