@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Latency, throughput and memory figures for mcpvault-stdio against a real
+# OpenBao, next to raw HTTP to the same OpenBao:
+#
+#   tools/bench.sh
+#
+# Builds release binaries (MCPVAULT_BENCH_BIN_DIR=DIR uses prebuilt ones),
+# starts a private dev stack (always torn down), mints a kv.read token, seeds
+# one secret, then runs tools/bench_stdio.py (raw JSON-RPC over the pipe):
+#   (a) cold start spawn -> initialize reply, median of 20
+#   (b) kv.read p50/p90/p99 over 2000 calls vs raw HTTP KV v2 GET (keep-alive)
+#   (c) 16 concurrent clients through ONE server vs 16 raw HTTP clients
+#   (d) peak RSS (VmHWM) after 10,000 calls
+# and tools/bench_sdk.py: (f) the official MCP Python SDK, measured as
+# ../shared/peers.md measured the peers. Token verification alone is
+# `cargo bench --bench verify` (criterion; not run here).
+#
+# The server and the raw HTTP baseline use the same OpenBao token, logged in
+# through the dev stack's AppRole (its least-privilege `mcpvault` policy), so
+# both pay the same ACL check (MCPVAULT_BENCH_VAULT_AUTH=approle gives the
+# server the AppRole credentials instead, so cold start includes its login). The per-token and per-subject rate
+# limits are disabled (MCPVAULT_RATE_LIMIT=0, MCPVAULT_SUBJECT_RATE_LIMIT=0):
+# the defaults (1000/s per token) would otherwise be what is measured. The
+# audit log goes to a file, as in production. Loopback only; every loop is
+# bounded; the whole run is capped by MCPVAULT_BENCH_TIMEOUT (1800 s).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$SCRIPT_DIR/.." && pwd)
+cd "$REPO"
+
+VENV=${MCPVAULT_VENV:-$REPO/.venv}
+export MCPVAULT_VENV=$VENV
+PY=$VENV/bin/python
+say() { printf '[bench] %s\n' "$*" >&2; }
+die() {
+  printf '[bench] ERROR: %s\n' "$*" >&2
+  exit 1
+}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-bench.XXXXXX")
+chmod 700 "$WORK"
+STATE=$WORK/stack
+mkdir -p "$STATE"
+STACK_UP=0
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if ((STACK_UP)); then
+    "$SCRIPT_DIR/devstack.sh" down "$STATE" 2>/dev/null || true
+  fi
+  if [[ ${MCPVAULT_BENCH_KEEP:-0} == 1 ]]; then
+    say "kept $WORK"
+  else
+    rm -rf -- "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$SCRIPT_DIR/devstack.sh" install
+
+if [[ -n ${MCPVAULT_BENCH_BIN_DIR-} ]]; then
+  BIN_DIR=$MCPVAULT_BENCH_BIN_DIR
+else
+  say "cargo build --release --bins"
+  cargo build --release --bins
+  BIN_DIR=$(cargo metadata --format-version 1 --no-deps |
+    "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
+fi
+SERVER=$BIN_DIR/mcpvault-stdio
+CLI=$BIN_DIR/mcpvault
+[[ -x $SERVER && -x $CLI ]] || die "binaries not found in $BIN_DIR"
+
+say "starting the dev stack in $STATE"
+STACK_UP=1
+ENV_FILE=$("$SCRIPT_DIR/devstack.sh" up "$STATE") || die "dev stack did not come up"
+# shellcheck disable=SC1090
+. "$ENV_FILE"
+
+KEY=$WORK/root.json
+PUB=$("$CLI" keygen --output "$KEY" 2>/dev/null)
+TOKEN=$("$CLI" mint --key "$KEY" --subject agentA --tools kv.read --resource 'kv:bench/*' --ttl 3600)
+KV_PATH=bench/x
+
+# A Vault token from the same AppRole for the raw HTTP baseline; seed the secret.
+APP_TOKEN=$(curl -sSf -X POST "$VAULT_ADDR/v1/auth/approle/login" \
+  --data "{\"role_id\":\"$VAULT_ROLE_ID\",\"secret_id\":\"$VAULT_SECRET_ID\"}" |
+  "$PY" -c 'import json,sys; print(json.load(sys.stdin)["auth"]["client_token"])')
+curl -sSf -X POST -H "X-Vault-Token: $APP_TOKEN" -H 'Content-Type: application/json' \
+  "$VAULT_ADDR/v1/secret/data/mcp/agentA/$KV_PATH" \
+  --data '{"data":{"username":"bench","password":"not-a-real-secret"}}' >/dev/null
+
+SERVER_ENV=$(DEMO_APP_TOKEN=$APP_TOKEN DEMO_PUB=$PUB DEMO_AUDIT=$WORK/audit.jsonl "$PY" -c '
+import json, os
+e = os.environ
+print(json.dumps({
+    "PATH": e.get("PATH", ""),
+    "SUBJECT": "agentA",
+    "MCPVAULT_PUBLIC_KEY": e["DEMO_PUB"],
+    "MCPVAULT_AUDIT_LOG": e["DEMO_AUDIT"],
+    "MCPVAULT_RATE_LIMIT": "0",
+    "MCPVAULT_SUBJECT_RATE_LIMIT": "0",
+    "VAULT_ADDR": e["VAULT_ADDR"],
+    **({"VAULT_ROLE_ID": e["VAULT_ROLE_ID"], "VAULT_SECRET_ID": e["VAULT_SECRET_ID"]}
+       if e.get("MCPVAULT_BENCH_VAULT_AUTH") == "approle" else {"VAULT_TOKEN": e["DEMO_APP_TOKEN"]}),
+    "AWS_ENDPOINT_URL_KMS": e["AWS_ENDPOINT_URL_KMS"],
+    "AWS_REGION": e["AWS_REGION"],
+    "AWS_ACCESS_KEY_ID": e["AWS_ACCESS_KEY_ID"],
+    "AWS_SECRET_ACCESS_KEY": e["AWS_SECRET_ACCESS_KEY"],
+}))')
+
+export BENCH_SERVER_BIN=$SERVER BENCH_SERVER_ENV=$SERVER_ENV BENCH_TOKEN=$TOKEN
+export BENCH_KV_PATH=$KV_PATH BENCH_VAULT_TOKEN=$APP_TOKEN
+export BENCH_VAULT_URL=$VAULT_ADDR/v1/secret/data/mcp/agentA/$KV_PATH
+export BENCH_SERVER_STDERR=$WORK/server.stderr
+export BENCH_JSON=${MCPVAULT_BENCH_JSON:-$WORK/bench.json}
+export BENCH_JSON_SDK=${MCPVAULT_BENCH_JSON_SDK:-$WORK/bench-sdk.json}
+
+BAO_VERSION=$("$BAO_BIN" version 2>/dev/null | head -n1 || echo "OpenBao ?")
+echo
+echo "mcpvault bench  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "  machine : $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "  server  : $SERVER ($(du -h "$SERVER" | cut -f1)), rustc $(rustc --version | cut -d' ' -f2)"
+echo "  backend : $BAO_VERSION at $VAULT_ADDR (dev mode, file audit device on), server auth: ${MCPVAULT_BENCH_VAULT_AUTH:-token}"
+echo "  client  : $("$PY" -V), one process; token: 1 block, kv.read on kv:bench/*"
+
+timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_stdio.py" ||
+  {
+    tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
+    die "bench_stdio.py failed"
+  }
+echo
+timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_sdk.py" ||
+  {
+    tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
+    die "bench_sdk.py failed"
+  }
+cat <<'EOF'
+      peers (../shared/peers.md, same method): openbao-mcp 4372 ms / 53.0 ms / 156 MiB,
+      claude-vault-mcp 990 ms / 4.66 ms / 78 MiB, Python echo server 38 ms / 0.29 ms / 13 MiB,
+      raw HTTP floor 0.45 ms (python) - cold start / kv read p50 / peak RSS. The peers
+      themselves are not installed here; their figures are quoted, not re-measured.
+
+(e) token verification alone: cargo bench --bench verify (criterion; run separately)
+EOF

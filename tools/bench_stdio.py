@@ -1,0 +1,369 @@
+#!/usr/bin/env python3
+"""mcpvault-stdio benchmarks over a raw pipe, against raw HTTP to the same OpenBao.
+
+Run by tools/bench.sh (which builds, starts the dev stack, mints the token and seeds
+the secret). Inputs from the environment (never argv, so the token stays out of `ps`):
+
+  BENCH_SERVER_BIN   mcpvault-stdio
+  BENCH_SERVER_ENV   JSON: the server's full environment
+  BENCH_TOKEN        token for kv.read on BENCH_KV_PATH
+  BENCH_KV_PATH      path under the subject's namespace (e.g. bench/x)
+  BENCH_VAULT_URL    full KV v2 data URL of that secret (for the raw HTTP baseline)
+  BENCH_VAULT_TOKEN  Vault token for the raw HTTP baseline (same policy as the server)
+  BENCH_JSON         optional: write all figures here as JSON
+
+Sections (all loops bounded, loopback only):
+  cold    spawn -> initialize reply, median of 20 fresh processes
+  latency kv.read: 10 warm-up + 2000 sequential calls on one server, repeated token,
+          vs raw HTTP KV v2 GET on one kept-alive http.client connection
+  through 16 concurrent clients through ONE server (one pipe, writes under a lock,
+          a reader thread dispatching replies by id) vs 16 raw HTTP clients
+  rss     VmHWM of a fresh server after 10,000 kv.read calls
+
+Every reply is checked: an error or a denial aborts the run rather than timing a fast
+failure path.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+SERVER = os.environ["BENCH_SERVER_BIN"]
+SERVER_ENV = json.loads(os.environ["BENCH_SERVER_ENV"])
+TOKEN = os.environ["BENCH_TOKEN"]
+KV_PATH = os.environ["BENCH_KV_PATH"]
+VAULT_URL = urllib.parse.urlsplit(os.environ["BENCH_VAULT_URL"])
+VAULT_TOKEN = os.environ["BENCH_VAULT_TOKEN"]
+STDERR_FILE = os.environ.get("BENCH_SERVER_STDERR", os.devnull)
+
+CLIENTS = 16
+INIT = (json.dumps({
+    "jsonrpc": "2.0", "id": 0, "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "mcpvault-bench", "version": "1"}},
+}) + "\n").encode()
+INITIALIZED = b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+# The call line with the id spliced in: serialization cost stays out of the loop.
+_CALL = json.dumps({
+    "jsonrpc": "2.0", "id": 999999999, "method": "tools/call",
+    "params": {"name": "kv.read", "arguments": {"path": KV_PATH}, "_meta": {"token": TOKEN}},
+}) + "\n"
+CALL_HEAD, CALL_TAIL = (s.encode() for s in _CALL.split("999999999"))
+
+
+def call_line(i: int) -> bytes:
+    return CALL_HEAD + str(i).encode() + CALL_TAIL
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    k = (len(s) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+class BenchError(Exception):
+    pass
+
+
+def check_reply(line: bytes, want_id: int | None = None) -> dict:
+    if not line:
+        raise BenchError("server closed stdout (crashed?)")
+    msg = json.loads(line)
+    if want_id is not None and msg.get("id") != want_id:
+        raise BenchError(f"reply id {msg.get('id')} != {want_id}")
+    if "error" in msg:
+        raise BenchError(f"JSON-RPC error: {json.dumps(msg['error'])[:300]}")
+    res = msg.get("result", {})
+    if res.get("isError"):
+        text = " ".join(c.get("text", "") for c in res.get("content", []))
+        raise BenchError(f"tool error: {text[:300]}")
+    return msg
+
+
+class Server:
+    """mcpvault-stdio over raw pipes (newline-delimited JSON-RPC)."""
+
+    def __init__(self):
+        self.err = open(STDERR_FILE, "ab")
+        self.t_spawn = time.perf_counter()
+        self.p = subprocess.Popen([SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self.err, env=SERVER_ENV, bufsize=0)
+        self.fd_in = self.p.stdin.fileno()
+        self.out = self.p.stdout  # unbuffered raw; wrap for readline
+        self.reader = open(self.p.stdout.fileno(), "rb", buffering=1 << 16, closefd=False)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.fd_in, view)
+            view = view[n:]
+
+    def readline(self) -> bytes:
+        return self.reader.readline()
+
+    def initialize(self) -> float:
+        """Send initialize; return seconds from spawn to the reply line."""
+        self.write(INIT)
+        line = self.readline()
+        t = time.perf_counter() - self.t_spawn
+        check_reply(line, 0)
+        self.write(INITIALIZED)
+        return t
+
+    def status(self, field: str) -> int:
+        """A /proc/PID/status field in KiB (VmHWM, VmRSS)."""
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for l in f:
+                if l.startswith(field + ":"):
+                    return int(l.split()[1])
+        raise BenchError(f"{field} not in /proc/{self.p.pid}/status")
+
+    def close(self) -> None:
+        try:
+            self.p.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        self.reader.close()
+        self.out.close()
+        self.err.close()
+
+
+def http_conn() -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(VAULT_URL.hostname, VAULT_URL.port, timeout=30)
+
+
+def http_get(conn: http.client.HTTPConnection) -> None:
+    conn.request("GET", VAULT_URL.path, headers={"X-Vault-Token": VAULT_TOKEN})
+    r = conn.getresponse()
+    body = r.read()
+    if r.status != 200:
+        raise BenchError(f"raw HTTP GET -> {r.status}: {body[:200]!r}")
+
+
+# ------------------------------------------------------------------ sections --
+
+def bench_cold(n: int = 20) -> dict:
+    times = []
+    for _ in range(n):
+        s = Server()
+        try:
+            times.append(s.initialize())
+        finally:
+            s.close()
+    ms = [t * 1000 for t in times]
+    return {"runs": n, "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
+
+
+def bench_latency(warm: int = 10, n: int = 2000) -> dict:
+    s = Server()
+    try:
+        s.initialize()
+        lat = []
+        for i in range(1, warm + n + 1):
+            line = call_line(i)
+            t0 = time.perf_counter()
+            s.write(line)
+            reply = s.readline()
+            dt = time.perf_counter() - t0
+            check_reply(reply, i)
+            if i > warm:
+                lat.append(dt * 1e6)
+    finally:
+        s.close()
+    conn = http_conn()
+    raw = []
+    for i in range(warm + n):
+        t0 = time.perf_counter()
+        http_get(conn)
+        dt = time.perf_counter() - t0
+        if i >= warm:
+            raw.append(dt * 1e6)
+    conn.close()
+    out = {"calls": n, "warmup": warm}
+    for name, xs in (("server_us", lat), ("raw_http_us", raw)):
+        out[name] = {f"p{p}": pct(xs, p) for p in (50, 90, 99)}
+        out[name]["mean"] = statistics.fmean(xs)
+    out["overhead_us"] = {k: out["server_us"][k] - out["raw_http_us"][k] for k in ("p50", "p90", "p99")}
+    return out
+
+
+def bench_throughput(per_client: int = 500, warm: int = 10) -> dict:
+    # --- through one server: 16 client threads share one stdin (lock) ---------
+    s = Server()
+    s.initialize()
+    wlock = threading.Lock()
+    inbox = [queue.SimpleQueue() for _ in range(CLIENTS)]
+    errors: list[str] = []
+    stride = 1_000_000
+
+    def reader():
+        while True:
+            line = s.readline()
+            if not line:
+                for q in inbox:
+                    q.put(b"")
+                return
+            try:
+                rid = json.loads(line)["id"]
+                inbox[rid // stride].put(line)
+            except Exception as e:  # noqa: BLE001 - report, keep dispatching
+                errors.append(f"undispatchable reply {line[:120]!r}: {e}")
+
+    def client(k: int, count: int, start: threading.Barrier | None, done: list):
+        base = k * stride
+        try:
+            for j in range(warm):
+                rid = base + j + 1
+                with wlock:
+                    s.write(call_line(rid))
+                check_reply(inbox[k].get(timeout=30), rid)
+            if start is not None:
+                start.wait()
+            for j in range(count):
+                rid = base + warm + j + 1
+                with wlock:
+                    s.write(call_line(rid))
+                check_reply(inbox[k].get(timeout=30), rid)
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"client {k}: {e}")
+            if start is not None:
+                start.abort()
+        done.append(time.perf_counter())
+
+    rt = threading.Thread(target=reader, daemon=True)
+    rt.start()
+    barrier = threading.Barrier(CLIENTS + 1)
+    done: list[float] = []
+    threads = [threading.Thread(target=client, args=(k, per_client, barrier, done)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = max(done) - t0
+    s.p.stdin.close()
+    s.p.wait(timeout=10)
+    rt.join(timeout=10)
+    s.close()
+    if errors:
+        raise BenchError("; ".join(errors[:3]))
+    server_cps = CLIENTS * per_client / elapsed
+
+    # --- 16 raw HTTP clients, each with its own kept-alive connection ----------
+    barrier = threading.Barrier(CLIENTS + 1)
+    done = []
+
+    def http_client(k: int):
+        try:
+            conn = http_conn()
+            for _ in range(warm):
+                http_get(conn)
+            barrier.wait()
+            for _ in range(per_client):
+                http_get(conn)
+            conn.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"http client {k}: {e}")
+            barrier.abort()
+        done.append(time.perf_counter())
+
+    threads = [threading.Thread(target=http_client, args=(k,)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed_raw = max(done) - t0
+    if errors:
+        raise BenchError("; ".join(errors[:3]))
+    raw_cps = CLIENTS * per_client / elapsed_raw
+    return {"clients": CLIENTS, "calls_per_client": per_client,
+            "server_calls_per_s": server_cps, "raw_http_calls_per_s": raw_cps,
+            "ratio": server_cps / raw_cps}
+
+
+def bench_rss(n: int = 10_000, window: int = 16) -> dict:
+    """A fresh server; n kv.read calls with `window` requests in flight."""
+    s = Server()
+    try:
+        s.initialize()
+        after_init = s.status("VmHWM")
+        sent = done = 0
+        while done < n:
+            while sent < n and sent - done < window:
+                sent += 1
+                s.write(call_line(sent))
+            check_reply(s.readline())
+            done += 1
+        return {"calls": n, "in_flight": window, "vmhwm_after_init_kib": after_init,
+                "vmhwm_kib": s.status("VmHWM"), "vmrss_kib": s.status("VmRSS")}
+    finally:
+        s.close()
+
+
+def main() -> int:
+    sections = sys.argv[1:] or ["cold", "latency", "through", "rss"]
+    results: dict = {}
+    for sec in sections:
+        t0 = time.monotonic()
+        print(f"[bench] {sec} ...", file=sys.stderr, flush=True)
+        results[sec] = {"cold": bench_cold, "latency": bench_latency,
+                        "through": bench_throughput, "rss": bench_rss}[sec]()
+        print(f"[bench] {sec} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
+
+    print()
+    if "cold" in results:
+        c = results["cold"]
+        print(f"(a) cold start, spawn -> initialize reply (raw pipe), {c['runs']} fresh processes:")
+        print(f"      median {c['median_ms']:.1f} ms   (min {c['min_ms']:.1f}, max {c['max_ms']:.1f})")
+    if "latency" in results:
+        l = results["latency"]
+        sv, rw, ov = l["server_us"], l["raw_http_us"], l["overhead_us"]
+        print(f"(b) kv.read latency, {l['calls']} sequential calls after {l['warmup']} warm-up, repeated token:")
+        w = 34
+        print(f"      {'':{w}}{'p50':>10}{'p90':>10}{'p99':>10}")
+        for label, row, fmt in (("mcpvault-stdio kv.read (pipe)", sv, ">8.0f"),
+                                ("raw HTTP KV v2 GET (keep-alive)", rw, ">8.0f"),
+                                ("difference", ov, ">+8.0f")):
+            print(f"      {label:{w}}" + "".join(f"{row[k]:{fmt}}us" for k in ("p50", "p90", "p99")))
+    if "through" in results:
+        t = results["through"]
+        print(f"(c) throughput, {t['clients']} concurrent clients x {t['calls_per_client']} kv.read:")
+        print(f"      through ONE mcpvault-stdio (one pipe): {t['server_calls_per_s']:8.0f} calls/s")
+        print(f"      raw HTTP, {t['clients']} kept-alive connections:  {t['raw_http_calls_per_s']:8.0f} calls/s")
+        print(f"      ratio server/raw: {t['ratio']:.2f}")
+    if "rss" in results:
+        r = results["rss"]
+        print(f"(d) memory after {r['calls']} kv.read calls ({r['in_flight']} in flight):")
+        print(f"      peak RSS (VmHWM) {r['vmhwm_kib'] / 1024:.1f} MiB; current RSS {r['vmrss_kib'] / 1024:.1f} MiB;"
+              f" VmHWM right after initialize {r['vmhwm_after_init_kib'] / 1024:.1f} MiB")
+    if os.environ.get("BENCH_JSON"):
+        with open(os.environ["BENCH_JSON"], "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"[bench] FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
