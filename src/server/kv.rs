@@ -1,4 +1,5 @@
 //! `kv.*`: KV v2 under the subject's namespace `{DEFAULT_PREFIX}/{SUBJECT}/{path}`.
+//! Paths were validated at the gate; `kv_full_path` only prepends the namespace.
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::schemars::{self, JsonSchema};
@@ -6,9 +7,12 @@ use rmcp::{tool, tool_router, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::backend::vault::vault_err;
+use crate::backend::vault::{report, KvRead, VaultError};
 
 use super::McpVault;
+
+/// Vault has no hard limit, but a list this long is a mistake, not a request.
+const MAX_VERSIONS: usize = 100;
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct KvReadArgs {
@@ -21,36 +25,262 @@ pub struct KvReadArgs {
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct KvReadResult {
     pub path: String,
+    /// The secret's key/value pairs.
     pub data: Map<String, Value>,
-    pub version: Option<u64>,
+    pub version: u64,
+    /// When this version was written (RFC 3339).
     pub created_time: Option<String>,
     pub custom_metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct KvWriteArgs {
+    /// Path relative to this agent's namespace, e.g. `app/db`.
+    pub path: String,
+    /// The whole secret as a JSON object, e.g. {"username": "app", "password": "..."}.
+    /// It replaces the previous version's data (nothing is merged).
+    pub data: Map<String, Value>,
+    /// Check-and-set: write only if the current version is this number (0: only
+    /// if the secret does not exist yet).
+    pub cas: Option<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KvWriteResult {
+    pub path: String,
+    /// The version just written.
+    pub version: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct KvListArgs {
+    /// Folder to list, relative to this agent's namespace, e.g. `app/`. Omit for the root.
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KvListResult {
+    pub prefix: String,
+    /// Names directly under the prefix; names ending in '/' are folders.
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct KvPathArgs {
+    /// Path relative to this agent's namespace, e.g. `app/db`.
+    pub path: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KvDeleteResult {
+    pub path: String,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct KvVersionsArgs {
+    /// Path relative to this agent's namespace, e.g. `app/db`.
+    pub path: String,
+    /// Version numbers (from kv.read / kv.write), e.g. [3].
+    pub versions: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct KvVersionsResult {
+    pub path: String,
+    pub versions: Vec<u64>,
+}
+
+fn check_versions(v: &[u64]) -> Result<(), String> {
+    if v.is_empty() || v.len() > MAX_VERSIONS || v.contains(&0) {
+        return Err(format!(
+            "invalid arguments: `versions` must list 1 to {MAX_VERSIONS} version numbers, each >= 1"
+        ));
+    }
+    Ok(())
 }
 
 #[tool_router(router = kv_router, vis = "pub(crate)")]
 impl McpVault {
     #[tool(
         name = "kv.read",
-        description = "Read a secret (KV v2) from this agent's namespace. Returns its data and version metadata.",
+        description = "Read a secret from this agent's KV namespace. Returns its key/value data \
+                       and version metadata. Give `version` to read an older version. A deleted \
+                       version is reported with the kv.undelete call that restores it.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     pub async fn kv_read(
         &self,
         Parameters(a): Parameters<KvReadArgs>,
     ) -> Result<Json<KvReadResult>, String> {
+        const OP: &str = "kv.read";
         let full = self.kv_full_path(&a.path);
-        let client = self.vault().client("kv.read").map_err(|e| e.to_string())?;
-        let data: Map<String, Value> = match a.version {
-            Some(v) => vaultrs::kv2::read_version(client, &self.cfg().kv_mount, &full, v).await,
-            None => vaultrs::kv2::read(client, &self.cfg().kv_mount, &full).await,
+        let read = self
+            .vault()
+            .kv_read(&self.cfg().kv_mount, &full, a.version)
+            .await
+            .map_err(|e| report(OP, e))?;
+        let path = a.path;
+        let v = |v: Option<u64>| v.map(|n| format!(" version {n}")).unwrap_or_default();
+        match read {
+            KvRead::Found(s) => Ok(Json(KvReadResult {
+                version: s
+                    .version
+                    .ok_or_else(|| report(OP, VaultError::Decode("no version".into())))?,
+                path,
+                data: s.data,
+                created_time: s.created_time,
+                custom_metadata: s.custom_metadata,
+            })),
+            KvRead::Missing => Err(format!(
+                "vault: {OP}: no secret at `{path}`{}",
+                v(a.version)
+            )),
+            KvRead::Deleted {
+                version,
+                deletion_time,
+            } => Err(format!(
+                "vault: {OP}: `{path}`{} is deleted (since {deletion_time}); kv.undelete with \
+                 versions [{}] restores it",
+                v(version),
+                version.map(|n| n.to_string()).unwrap_or_default()
+            )),
+            KvRead::Destroyed { version } => Err(format!(
+                "vault: {OP}: `{path}`{} was destroyed and cannot be recovered",
+                v(version)
+            )),
         }
-        .map_err(|e| vault_err("kv.read", e).to_string())?;
-        Ok(Json(KvReadResult {
+    }
+
+    #[tool(
+        name = "kv.write",
+        description = "Write a secret (a JSON object of key/value pairs) at `path` in this agent's \
+                       KV namespace, creating a new version. Use `cas` to avoid overwriting a \
+                       concurrent change (cas=0: create only). Returns the new version.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    pub async fn kv_write(
+        &self,
+        Parameters(a): Parameters<KvWriteArgs>,
+    ) -> Result<Json<KvWriteResult>, String> {
+        const OP: &str = "kv.write";
+        let full = self.kv_full_path(&a.path);
+        let version = self
+            .vault()
+            .kv_write(&self.cfg().kv_mount, &full, &a.data, a.cas)
+            .await
+            .map_err(|e| report(OP, e))?
+            .ok_or_else(|| report(OP, VaultError::Decode("no version".into())))?;
+        Ok(Json(KvWriteResult {
             path: a.path,
-            data,
-            version: a.version,
-            created_time: None,
-            custom_metadata: None,
+            version,
+        }))
+    }
+
+    #[tool(
+        name = "kv.list",
+        description = "List the secret names under a folder of this agent's KV namespace (the root \
+                       when `prefix` is omitted). Names ending in '/' are folders; pass them as \
+                       `prefix` to go deeper. An empty or missing folder gives an empty list.",
+        annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
+    )]
+    pub async fn kv_list(
+        &self,
+        Parameters(a): Parameters<KvListArgs>,
+    ) -> Result<Json<KvListResult>, String> {
+        let prefix = a.prefix.unwrap_or_default();
+        let full = self.kv_full_path(&prefix);
+        let keys = self
+            .vault()
+            .kv_list(&self.cfg().kv_mount, &full)
+            .await
+            .map_err(|e| report("kv.list", e))?;
+        Ok(Json(KvListResult { prefix, keys }))
+    }
+
+    #[tool(
+        name = "kv.delete",
+        description = "Soft-delete the latest version of the secret at `path` in this agent's KV \
+                       namespace. Reads then fail until kv.undelete restores that version; \
+                       kv.destroy removes versions for good.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    pub async fn kv_delete(
+        &self,
+        Parameters(a): Parameters<KvPathArgs>,
+    ) -> Result<Json<KvDeleteResult>, String> {
+        let full = self.kv_full_path(&a.path);
+        self.vault()
+            .kv_delete(&self.cfg().kv_mount, &full)
+            .await
+            .map_err(|e| report("kv.delete", e))?;
+        Ok(Json(KvDeleteResult {
+            path: a.path,
+            deleted: true,
+        }))
+    }
+
+    #[tool(
+        name = "kv.undelete",
+        description = "Restore soft-deleted versions of the secret at `path` in this agent's KV \
+                       namespace (versions as reported by kv.read or kv.write).",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    pub async fn kv_undelete(
+        &self,
+        Parameters(a): Parameters<KvVersionsArgs>,
+    ) -> Result<Json<KvVersionsResult>, String> {
+        check_versions(&a.versions)?;
+        let full = self.kv_full_path(&a.path);
+        self.vault()
+            .kv_undelete(&self.cfg().kv_mount, &full, &a.versions)
+            .await
+            .map_err(|e| report("kv.undelete", e))?;
+        Ok(Json(KvVersionsResult {
+            path: a.path,
+            versions: a.versions,
+        }))
+    }
+
+    #[tool(
+        name = "kv.destroy",
+        description = "Permanently destroy versions of the secret at `path` in this agent's KV \
+                       namespace. Irreversible: the data of those versions is erased.",
+        annotations(
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    pub async fn kv_destroy(
+        &self,
+        Parameters(a): Parameters<KvVersionsArgs>,
+    ) -> Result<Json<KvVersionsResult>, String> {
+        check_versions(&a.versions)?;
+        let full = self.kv_full_path(&a.path);
+        self.vault()
+            .kv_destroy(&self.cfg().kv_mount, &full, &a.versions)
+            .await
+            .map_err(|e| report("kv.destroy", e))?;
+        Ok(Json(KvVersionsResult {
+            path: a.path,
+            versions: a.versions,
         }))
     }
 }

@@ -1,17 +1,23 @@
 //! The MCP server: thin glue that authorizes every call at one gate, then hands it
 //! to the tool family routers (one file per family).
 
+mod db;
 mod gate;
 mod kv;
+mod resources;
 mod revocation;
+mod ssh;
 pub mod stdio;
+mod transit;
 
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
     ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
@@ -44,7 +50,10 @@ impl McpVault {
         };
         Ok(McpVault {
             ctx: Arc::new(ctx),
-            tool_router: Self::kv_router(),
+            tool_router: Self::kv_router()
+                + Self::transit_router()
+                + Self::db_router()
+                + Self::ssh_router(),
         })
     }
 
@@ -80,12 +89,66 @@ fn tool_error(text: String) -> CallToolResponse {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for McpVault {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("mcpvault", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "Vault/OpenBao secrets and crypto behind capability tokens. Every call needs a \
-                 token in params._meta.token (or the server's MCPVAULT_TOKEN).",
-            )
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("mcpvault", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Vault/OpenBao secrets and crypto behind capability tokens. Every call needs a \
+             token in params._meta.token (or the server's MCPVAULT_TOKEN).",
+        )
+    }
+
+    // Resources and prompts: see resources.rs; reads and prompts/get are gated there.
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(self.kv_resources()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.kv_resource_templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let token = context.meta.get("token").and_then(|t| t.as_str());
+        self.read_kv_resource(&request.uri, token)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.kv_prompts()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let token = context.meta.get("token").and_then(|t| t.as_str());
+        self.kv_prompt(&request.name, request.arguments.as_ref(), token)
+            .map(Into::into)
     }
 
     async fn call_tool(
