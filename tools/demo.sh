@@ -176,6 +176,7 @@ DEMO_SERVER_BIN=$SERVER DEMO_CLI_BIN=$CLI \
   DEMO_TOKEN=$TOKEN DEMO_TOKEN_RO=$TOKEN_RO DEMO_TOKEN_AGENTB=$TOKEN_B \
   DEMO_SERVER_ENV=$SERVER_ENV DEMO_REVOCATION_FILE=$REVOCATION_FILE \
   DEMO_AUDIT_LOG=$AUDIT_LOG DEMO_SERVER_STDERR=$WORK/server.stderr \
+  DEMO_BAO_AUDIT_LOG=$BAO_AUDIT_LOG \
   "$PY" "$SCRIPT_DIR/demo_client.py"
 rc=$?
 set -e
@@ -186,10 +187,25 @@ if ((rc != 0)); then
   fi
 fi
 
-# The OpenBao audit device saw the requests the server made (HMAC'd values).
-if [[ -s $BAO_AUDIT_LOG ]]; then
-  n=$(grep -c '"path":"secret/data/mcp/agentA/app/demo-db"' "$BAO_AUDIT_LOG" || true)
+# The server's audit log is hash-chained: verify it, then show that editing
+# one entry breaks the chain.
+if ((rc == 0)) && "$CLI" audit verify --help >/dev/null 2>&1; then
+  heading "Audit log hash chain (mcpvault audit verify)"
+  out=$("$CLI" audit verify "$AUDIT_LOG" 2>&1) && vrc=0 || vrc=$?
+  echo "  \$ mcpvault audit verify audit.jsonl -> exit $vrc: ${out:0:200}"
+  if ((vrc != 0)); then
+    echo "  [FAIL] the audit chain of this run verifies"
+    rc=1
+  fi
+  sed '0,/"decision":"deny"/s//"decision":"allow"/' "$AUDIT_LOG" >"$WORK/audit-tampered.jsonl"
+  out=$("$CLI" audit verify "$WORK/audit-tampered.jsonl" 2>&1) && vrc=0 || vrc=$?
+  echo "  \$ mcpvault audit verify audit-tampered.jsonl (one deny edited to allow) -> exit $vrc: ${out:0:200}"
+  if ((vrc == 0)); then
+    echo "  [FAIL] an edited audit log is detected"
+    rc=1
+  fi
+elif ((rc == 0)); then
   echo
-  echo "OpenBao audit device: $n entries for secret/data/mcp/agentA/app/demo-db"
+  echo "(this mcpvault build has no \`audit verify\`: audit chain check not shown)"
 fi
 exit "$rc"

@@ -11,6 +11,7 @@ tokens. Inputs come from the environment (never argv, so tokens stay out of `ps`
   DEMO_TOKEN_AGENTB   a token minted for subject agentB
   DEMO_SERVER_ENV     JSON object: the server's environment (SUBJECT, key, Vault, AWS, ...)
   DEMO_REVOCATION_FILE, DEMO_AUDIT_LOG, DEMO_SERVER_STDERR  files the server uses
+  DEMO_BAO_AUDIT_LOG  OpenBao's file audit device (to show denied calls never reached it)
 
 Every step states what it expects; the script exits 1 when any expectation fails, so
 the demo doubles as an end-to-end check. Tokens and secret values are never printed in
@@ -89,8 +90,15 @@ async def call(session: ClientSession, tool: str, args: dict, token: str | None)
 
 
 def show_call(tool: str, args: dict, who: str) -> None:
-    shown = {k: (v if k not in ("data", "plaintext") else "<redacted>") for k, v in args.items()}
-    print(f"  -> {tool} {json.dumps(shown)}  (token: {who})", flush=True)
+    def shown_value(k, v):
+        if k in ("data", "plaintext"):
+            return "<redacted>"
+        if isinstance(v, str) and len(v) > 32:
+            return short(v, 24)
+        return v
+
+    shown = {k: shown_value(k, v) for k, v in args.items()}
+    print(f"  -> {tool} {json.dumps(shown, ensure_ascii=False)}  (token: {who})", flush=True)
 
 
 async def expect_ok(session, tool, args, token, who, what) -> Result:
@@ -281,6 +289,19 @@ async def main() -> int:
                 print(f"  last audit line is not JSON: {lines[-1][:80]!r}")
     expect(not leaks, "no token, secret value or plaintext in the audit log or stderr",
            ", ".join(leaks))
+
+    bao_audit = os.environ.get("DEMO_BAO_AUDIT_LOG")
+    if bao_audit:
+        heading("OpenBao's own audit device: what reached Vault")
+        text = open(bao_audit, encoding="utf-8", errors="replace").read()
+        ns = f"secret/data/mcp/{subject}/"
+        hits = text.count(f'"path":"{ns}app/demo-db"')
+        expect(hits > 0, f"allowed calls reached OpenBao ({ns}app/demo-db)", f"{hits} audit entries")
+        for p, why in ((f"{ns}billing/key", "path outside the token's kv:app/*"),
+                       ("transit/encrypt/other-aes", "transit key outside transit:app-*"),
+                       ("secret/data/mcp/agentB/", "another subject's namespace")):
+            n = text.count(f'"path":"{p}')
+            expect(n == 0, f"denied call never reached OpenBao: {p} ({why})", f"{n} audit entries")
 
     heading("Result")
     print(f"  {PASSED} expectations met, {len(FAILURES)} failed")

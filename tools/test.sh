@@ -8,8 +8,9 @@
 #    PostgreSQL, moto, the MCP Python SDK; ${MCPVAULT_VENV:-$REPO/.venv}),
 # 3. starts a private dev stack in a fresh temp dir (always torn down on exit)
 #    and exports MCPVAULT_DEVSTACK_ENV for the tests,
-# 4. runs cargo fmt --check, cargo clippy --all-targets -D warnings,
-#    cargo test --all-targets and cargo test --doc,
+# 4. runs cargo fmt --check, cargo clippy --all-targets -D warnings (the whole
+#    workspace, so the binding crates are linted too), cargo test --all-targets
+#    and cargo test --doc (the binding crates have no cargo tests: step 5),
 # 5. runs the binding suites when their directories exist (bindings/python:
 #    pytest, bindings/node: node --test); a directory that exists is always
 #    tested, never skipped,
@@ -123,7 +124,7 @@ note "MCPVAULT_DEVSTACK_ENV=$MCPVAULT_DEVSTACK_ENV"
 # ------------------------------------------------------------- cargo ------
 
 step "cargo fmt --check" cargo fmt --all --check
-step "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test --all-targets" cargo test --all-targets --no-fail-fast
 TEST_LOG=$LAST_LOG
 step "cargo test --doc" cargo test --doc --no-fail-fast
@@ -171,10 +172,13 @@ run_python_bindings() {
     VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH "$dir/test.sh"
     return
   fi
-  "$PY" -m pip install --quiet 'maturin>=1.9.4' pytest
-  if [[ -f $dir/pyproject.toml ]]; then
-    (cd "$dir" && VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH "$VENV/bin/maturin" develop --quiet)
+  "$PY" -m pip install --quiet 'maturin>=1.9.4,<2' pytest
+  local extras=()
+  # The package's `test` extra (pytest plugins, fastapi, ...) when it declares one.
+  if grep -qE '^[[:space:]]*test[[:space:]]*=' "$dir/pyproject.toml" 2>/dev/null; then
+    extras=(--extras test)
   fi
+  (cd "$dir" && VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH "$VENV/bin/maturin" develop "${extras[@]}")
   (cd "$dir" && "$PY" -m pytest -q)
 }
 
