@@ -3,6 +3,7 @@
 
 mod db;
 mod gate;
+mod kms;
 mod kv;
 mod resources;
 mod revocation;
@@ -32,6 +33,7 @@ pub(crate) struct Ctx {
     pub cfg: Config,
     pub gate: Gate,
     pub vault: Vault,
+    pub kms: crate::backend::kms::Kms,
 }
 
 #[derive(Clone)]
@@ -46,6 +48,7 @@ impl McpVault {
         let ctx = Ctx {
             gate,
             vault: Vault::from_env(),
+            kms: crate::backend::kms::Kms::from_env(),
             cfg,
         };
         Ok(McpVault {
@@ -53,7 +56,8 @@ impl McpVault {
             tool_router: Self::kv_router()
                 + Self::transit_router()
                 + Self::db_router()
-                + Self::ssh_router(),
+                + Self::ssh_router()
+                + Self::kms_router(),
         })
     }
 
