@@ -55,13 +55,16 @@ async fn main() -> ExitCode {
         },
     )
     .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    // Exit rather than return: tokio reads stdin on a blocking thread that cannot be
+    // cancelled, so after SIGTERM with stdin still open, dropping the runtime would
+    // wait until the host closes stdin. Every reply has been written and flushed.
+    std::process::exit(match result {
+        Ok(()) => 0,
         Err(e) => {
             tracing::error!("stdout closed: {e}");
-            ExitCode::from(1)
+            1
         }
-    }
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT: stop reading, finish in-flight calls, exit 0.

@@ -1,25 +1,72 @@
 //! The stdio framing guard between the process's stdin/stdout and rmcp.
 //!
-//! rmcp silently drops lines it cannot parse and has no notion of a duplicate
-//! in-flight id. A careful client deserves an answer to every line, so this layer
-//! reads stdin itself, bounds each message, answers malformed input with a JSON-RPC
-//! error, and forwards everything else to rmcp over an in-memory pipe. A single
-//! writer task owns stdout, so lines from rmcp and from this guard never interleave.
+//! rmcp silently drops lines it cannot parse, answers some malformed requests with an
+//! error that carries no id, ends the whole session when a notification or a response
+//! arrives before `initialize`, and has no notion of a duplicate in-flight id. A
+//! careful client deserves an answer to every request, so this layer reads stdin
+//! itself, bounds each message, checks every message against rmcp's own message type
+//! (so what it forwards is exactly what rmcp can read), answers the rest with a
+//! JSON-RPC error carrying the request's id, and forwards everything else to rmcp over
+//! an in-memory pipe. A single writer task owns stdout, so lines from rmcp and from
+//! this guard never interleave.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
+use rmcp::model::{ClientJsonRpcMessage, ClientNotification, ClientRequest, JsonRpcMessage};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-/// Default bound on one JSON-RPC message (one line), in bytes.
+/// Default bound on one JSON-RPC message (one line, without its newline), in bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// RFC 8259 lets a parser ignore a leading UTF-8 byte order mark; rmcp does.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The client requests rmcp 3.9 has a typed form for. A request with one of these
+/// methods that rmcp reads as a `CustomRequest` has params that do not fit the type:
+/// rmcp would answer "method not found"; the right answer is "invalid params".
+const TYPED_METHODS: &[&str] = &[
+    "ping",
+    "initialize",
+    "server/discover",
+    "completion/complete",
+    "logging/setLevel",
+    "prompts/get",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/directory/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "subscriptions/listen",
+    "tools/call",
+    "tools/list",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "skills/list",
+    "skills/get",
+];
 
 type InFlight = Arc<Mutex<HashSet<String>>>;
 
 fn error_line(id: Value, code: i64, message: &str) -> String {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}).to_string()
+}
+
+/// The in-flight key of a request id, as rmcp reads it and as its response carries
+/// it: `1`, `1.0` and `1e0` are all the request `1`.
+fn id_key(id: &rmcp::model::RequestId) -> String {
+    id.clone().into_json_value().to_string()
+}
+
+/// Whether rmcp can read `id` as a request id (a string, or an integer that fits i64,
+/// possibly written in float form).
+fn usable_id(id: &Value) -> bool {
+    serde_json::from_value::<rmcp::model::RequestId>(id.clone()).is_ok()
 }
 
 /// What to do with one line read from the client.
@@ -30,10 +77,89 @@ enum Verdict {
     Reply(String),
 }
 
-fn judge(line: &[u8], in_flight: &InFlight) -> Verdict {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return Verdict::Skip;
+/// The guard's state: ids rmcp has not answered yet, and whether an `initialize`
+/// request has been forwarded (before it, rmcp quits on a notification or response).
+struct Judge {
+    in_flight: InFlight,
+    initialized: bool,
+}
+
+impl Judge {
+    fn new(in_flight: InFlight) -> Self {
+        Judge {
+            in_flight,
+            initialized: false,
+        }
     }
+
+    fn flight(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn judge(&mut self, line: &[u8]) -> Verdict {
+        let line = line.strip_prefix(UTF8_BOM).unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Verdict::Skip;
+        }
+        // The common case: one typed parse, the same rmcp will do.
+        match serde_json::from_slice::<ClientJsonRpcMessage>(line) {
+            Ok(msg) => self.admit(&msg),
+            Err(_) => diagnose(line),
+        }
+    }
+
+    fn admit(&mut self, msg: &ClientJsonRpcMessage) -> Verdict {
+        match msg {
+            JsonRpcMessage::Request(r) => {
+                if let ClientRequest::CustomRequest(c) = &r.request {
+                    if TYPED_METHODS.contains(&c.method.as_str()) {
+                        return Verdict::Reply(invalid_params(
+                            r.id.clone().into_json_value(),
+                            &c.method,
+                        ));
+                    }
+                }
+                if !self.flight().insert(id_key(&r.id)) {
+                    return Verdict::Reply(error_line(
+                        r.id.clone().into_json_value(),
+                        -32600,
+                        "Invalid Request: a request with this id is still in flight",
+                    ));
+                }
+                if matches!(r.request, ClientRequest::InitializeRequest(_)) {
+                    self.initialized = true;
+                }
+                Verdict::Forward
+            }
+            JsonRpcMessage::Notification(n) => {
+                if !self.initialized {
+                    tracing::debug!("notification before initialize dropped");
+                    return Verdict::Skip;
+                }
+                // A cancelled request gets no response (rmcp drops it): its id is free.
+                if let ClientNotification::CancelledNotification(c) = &n.notification {
+                    if let Some(id) = &c.params.request_id {
+                        self.flight().remove(&id_key(id));
+                    }
+                }
+                Verdict::Forward
+            }
+            JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => {
+                if self.initialized {
+                    Verdict::Forward
+                } else {
+                    tracing::debug!("response before initialize dropped");
+                    Verdict::Skip
+                }
+            }
+        }
+    }
+}
+
+/// Why a line is not a message rmcp can read, as the reply to send; or `Forward` for
+/// a malformed notification or response (no id to answer: rmcp ignores it or answers
+/// with a null id).
+fn diagnose(line: &[u8]) -> Verdict {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
         Err(e) => {
@@ -61,72 +187,147 @@ fn judge(line: &[u8], in_flight: &InFlight) -> Verdict {
         };
         return Verdict::Reply(error_line(Value::Null, -32600, msg));
     };
-    let id = obj.get("id").cloned();
+    let id = obj.get("id").filter(|id| usable_id(id));
+    let reply_id = id.cloned().unwrap_or(Value::Null);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Verdict::Reply(error_line(
-            id.unwrap_or(Value::Null),
+            reply_id,
             -32600,
             "Invalid Request: \"jsonrpc\" must be \"2.0\"",
         ));
     }
-    if let (Some(id), Some(_method)) = (&id, obj.get("method")) {
-        if !(id.is_string() || id.is_number()) {
-            return Verdict::Reply(error_line(
-                Value::Null,
-                -32600,
-                "Invalid Request: id must be a string or number",
-            ));
-        }
-        let key = id.to_string();
-        let mut set = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if !set.insert(key) {
-            return Verdict::Reply(error_line(
-                id.clone(),
-                -32600,
-                "Invalid Request: a request with this id is still in flight",
-            ));
-        }
+    let Some(method) = obj.get("method") else {
+        return Verdict::Forward;
+    };
+    if !obj.contains_key("id") {
+        return Verdict::Forward;
     }
-    Verdict::Forward
+    let msg = match (id, method.as_str()) {
+        (None, _) => "Invalid Request: id must be a string or an integer".to_string(),
+        (Some(_), None) => "Invalid Request: method must be a string".to_string(),
+        (Some(_), Some(m)) => return Verdict::Reply(invalid_params(reply_id, m)),
+    };
+    Verdict::Reply(error_line(reply_id, -32600, &msg))
 }
 
-/// Reads one line of at most `max` bytes. Returns `Ok(None)` at EOF, and
-/// `Ok(Some(Err(len)))` for an over-long line, which is consumed and discarded.
+/// Never echoes serde's message: it quotes values, which may be secrets.
+fn invalid_params(id: Value, method: &str) -> String {
+    let m: String = method.chars().take(64).collect();
+    error_line(
+        id,
+        -32602,
+        &format!("Invalid params: the params do not match the MCP schema of {m:?}"),
+    )
+}
+
+/// One line read by `read_bounded`.
+#[derive(Debug, PartialEq)]
+enum Line {
+    /// A message (in the buffer, with its newline if it had one).
+    Message,
+    /// A line over the bound, consumed and discarded; its length without newline.
+    Oversized(usize),
+}
+
+/// Reads one line whose content (without the newline) is at most `max` bytes.
+/// Returns `Ok(None)` at EOF; an over-long line is consumed without being buffered.
 async fn read_bounded<R: AsyncRead + Unpin>(
     r: &mut BufReader<R>,
     max: usize,
     buf: &mut Vec<u8>,
-) -> std::io::Result<Option<Result<(), usize>>> {
+) -> std::io::Result<Option<Line>> {
     buf.clear();
-    let mut total = 0usize;
+    let mut content = 0usize;
     let mut overflow = false;
     loop {
         let chunk = r.fill_buf().await?;
         if chunk.is_empty() {
-            return Ok(if total == 0 {
-                None
-            } else if overflow {
-                Some(Err(total))
-            } else {
-                Some(Ok(()))
+            return Ok(match (content, overflow) {
+                (0, _) => None,
+                (n, true) => Some(Line::Oversized(n)),
+                (_, false) => Some(Line::Message),
             });
         }
-        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        total += take;
+        let newline = chunk.iter().position(|&b| b == b'\n');
+        let take = newline.map_or(chunk.len(), |i| i + 1);
+        content += newline.unwrap_or(take);
         if !overflow {
-            if total > max + 1 {
+            if content > max {
                 overflow = true;
                 buf.clear();
+                buf.shrink_to(64 * 1024);
             } else {
                 buf.extend_from_slice(&chunk[..take]);
             }
         }
         r.consume(take);
-        if done {
-            return Ok(Some(if overflow { Err(total) } else { Ok(()) }));
+        if newline.is_some() {
+            return Ok(Some(if overflow {
+                Line::Oversized(content)
+            } else {
+                Line::Message
+            }));
+        }
+    }
+}
+
+fn oversized_reply(len: usize, max: usize) -> String {
+    error_line(
+        Value::Null,
+        -32600,
+        &format!("Invalid Request: message of {len} bytes exceeds the {max}-byte limit"),
+    )
+}
+
+/// What the guard does with a byte stream, without rmcp behind it: the replies it
+/// writes itself and the lines it forwards. For fuzzing and regression tests.
+#[derive(Debug, Default)]
+pub struct Trace {
+    pub replies: Vec<String>,
+    pub forwarded: Vec<Vec<u8>>,
+    pub skipped: usize,
+}
+
+/// Feeds `input` through the same bounded reader and judge as `run` (no request is
+/// ever answered, so ids stay in flight).
+pub async fn replay(input: &[u8], max_message: usize) -> std::io::Result<Trace> {
+    let mut reader = BufReader::with_capacity(4096, input);
+    let mut judge = Judge::new(Default::default());
+    let mut buf = Vec::new();
+    let mut trace = Trace::default();
+    while let Some(line) = read_bounded(&mut reader, max_message, &mut buf).await? {
+        match line {
+            Line::Oversized(n) => trace.replies.push(oversized_reply(n, max_message)),
+            Line::Message => match judge.judge(&buf) {
+                Verdict::Forward => trace.forwarded.push(buf.clone()),
+                Verdict::Skip => trace.skipped += 1,
+                Verdict::Reply(l) => trace.replies.push(l),
+            },
+        }
+    }
+    Ok(trace)
+}
+
+/// A line rmcp wrote: retires the id of a response, and gives an id-less error reply
+/// (rmcp's answer to a malformed notification) the `"id": null` JSON-RPC requires.
+fn outgoing(line: String, in_flight: &InFlight) -> String {
+    let Ok(Value::Object(mut v)) = serde_json::from_str::<Value>(&line) else {
+        return line;
+    };
+    if v.contains_key("method") {
+        return line;
+    }
+    match v.get("id") {
+        Some(id) => {
+            in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id.to_string());
+            line
+        }
+        None => {
+            v.insert("id".into(), Value::Null);
+            Value::Object(v).to_string()
         }
     }
 }
@@ -159,53 +360,33 @@ where
     let pump_out = tokio::spawn(async move {
         let mut lines = BufReader::new(from_rmcp).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v.get("method").is_none() {
-                    if let Some(id) = v.get("id") {
-                        flight_out
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&id.to_string());
-                    }
-                }
-            }
-            if tx_out.send(line).await.is_err() {
+            if tx_out.send(outgoing(line, &flight_out)).await.is_err() {
                 break;
             }
         }
     });
 
-    // stdin -> rmcp, answering what rmcp would drop.
+    // stdin -> rmcp, answering what rmcp would drop or mishandle.
     let tx_in = tx.clone();
     let pump_in = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(64 * 1024, input);
         let mut buf = Vec::with_capacity(4096);
+        let mut judge = Judge::new(in_flight);
         tokio::pin!(shutdown);
         loop {
             let read = tokio::select! {
                 r = read_bounded(&mut reader, max_message, &mut buf) => r,
                 _ = &mut shutdown => break,
             };
-            match read {
+            let reply = match read {
                 Ok(None) | Err(_) => break,
-                Ok(Some(Err(len))) => {
-                    let msg = format!("Invalid Request: message of {len} bytes exceeds the {max_message}-byte limit");
+                Ok(Some(Line::Oversized(len))) => {
                     tracing::warn!(len, "oversized message discarded");
-                    if tx_in
-                        .send(error_line(Value::Null, -32600, &msg))
-                        .await
-                        .is_err()
-                    {
-                        break;
-                    }
+                    oversized_reply(len, max_message)
                 }
-                Ok(Some(Ok(()))) => match judge(&buf, &in_flight) {
-                    Verdict::Skip => {}
-                    Verdict::Reply(line) => {
-                        if tx_in.send(line).await.is_err() {
-                            break;
-                        }
-                    }
+                Ok(Some(Line::Message)) => match judge.judge(&buf) {
+                    Verdict::Skip => continue,
+                    Verdict::Reply(line) => line,
                     Verdict::Forward => {
                         if !buf.ends_with(b"\n") {
                             buf.push(b'\n');
@@ -213,8 +394,12 @@ where
                         if to_rmcp.write_all(&buf).await.is_err() {
                             break;
                         }
+                        continue;
                     }
                 },
+            };
+            if tx_in.send(reply).await.is_err() {
+                break;
             }
         }
         // EOF or shutdown: closing rmcp's input makes it finish in-flight calls and stop.
@@ -242,53 +427,149 @@ mod tests {
     use super::*;
 
     fn judge_str(s: &str) -> Verdict {
-        judge(s.as_bytes(), &Arc::new(Mutex::new(HashSet::new())))
+        Judge::new(Default::default()).judge(s.as_bytes())
+    }
+
+    fn reply(v: Verdict) -> Value {
+        match v {
+            Verdict::Reply(l) => serde_json::from_str(&l).unwrap(),
+            other => panic!("expected a reply, got {other:?}"),
+        }
     }
 
     #[test]
     fn answers_what_rmcp_would_drop() {
-        assert!(matches!(judge_str("garbage"), Verdict::Reply(l) if l.contains("-32700")));
-        assert!(
-            matches!(judge_str("{\"jsonrpc\":\"2.0\""), Verdict::Reply(l) if l.contains("-32700"))
+        assert_eq!(reply(judge_str("garbage"))["error"]["code"], -32700);
+        assert_eq!(
+            reply(judge_str("{\"jsonrpc\":\"2.0\""))["error"]["code"],
+            -32700
         );
-        assert!(
-            matches!(judge(b"\xff\xfe", &Default::default()), Verdict::Reply(l) if l.contains("invalid UTF-8"))
-        );
-        assert!(matches!(judge_str("[1,2]"), Verdict::Reply(l) if l.contains("batches")));
-        assert!(
-            matches!(judge_str("{\"id\":1,\"method\":\"x\"}"), Verdict::Reply(l) if l.contains("jsonrpc"))
-        );
+        let bad_utf8 = reply(Judge::new(Default::default()).judge(b"\xff\xfe"));
+        assert!(bad_utf8["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid UTF-8"));
+        assert!(reply(judge_str("[1,2]"))["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batches"));
+        let no_version = reply(judge_str("{\"id\":1,\"method\":\"ping\"}"));
+        assert_eq!(no_version["id"], 1);
+        assert_eq!(no_version["error"]["code"], -32600);
         assert_eq!(judge_str("   "), Verdict::Skip);
         assert_eq!(
-            judge_str("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"),
+            judge_str("\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"),
             Verdict::Forward
         );
     }
 
     #[test]
-    fn duplicate_in_flight_id_is_refused() {
+    fn requests_rmcp_cannot_read_are_answered_with_their_id() {
+        let r = reply(judge_str(
+            r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":"oops"}"#,
+        ));
+        assert_eq!(
+            (r["id"].clone(), r["error"]["code"].clone()),
+            (json!(5), json!(-32602))
+        );
+        assert!(!r.to_string().contains("oops"), "{r}");
+        // rmcp reads this as a custom request and would say "method not found".
+        let r = reply(judge_str(
+            r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":7}}"#,
+        ));
+        assert_eq!(
+            (r["id"].clone(), r["error"]["code"].clone()),
+            (json!(8), json!(-32602))
+        );
+        let r = reply(judge_str(r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#));
+        assert_eq!(
+            (r["id"].clone(), r["error"]["code"].clone()),
+            (Value::Null, json!(-32600))
+        );
+        let r = reply(judge_str(r#"{"jsonrpc":"2.0","id":"x","method":7}"#));
+        assert_eq!(
+            (r["id"].clone(), r["error"]["code"].clone()),
+            (json!("x"), json!(-32600))
+        );
+    }
+
+    #[test]
+    fn duplicate_in_flight_id_is_refused_and_freed_by_its_response() {
         let set: InFlight = Default::default();
+        let mut j = Judge::new(set.clone());
         let line = b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}";
-        assert_eq!(judge(line, &set), Verdict::Forward);
-        assert!(matches!(judge(line, &set), Verdict::Reply(l) if l.contains("in flight")));
-        set.lock().unwrap().remove("7");
-        assert_eq!(judge(line, &set), Verdict::Forward);
+        assert_eq!(j.judge(line), Verdict::Forward);
+        // 7.0 is the same request id for rmcp.
+        let same = b"{\"jsonrpc\":\"2.0\",\"id\":7.0,\"method\":\"ping\"}";
+        assert!(matches!(j.judge(same), Verdict::Reply(l) if l.contains("in flight")));
+        outgoing(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#.into(), &set);
+        assert_eq!(j.judge(line), Verdict::Forward);
+    }
+
+    #[test]
+    fn nothing_but_requests_reaches_rmcp_before_initialize() {
+        let set: InFlight = Default::default();
+        let mut j = Judge::new(set.clone());
+        let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let resp = br#"{"jsonrpc":"2.0","id":9,"result":{}}"#;
+        assert_eq!(j.judge(note), Verdict::Skip);
+        assert_eq!(j.judge(resp), Verdict::Skip);
+        let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+        assert_eq!(j.judge(init), Verdict::Forward);
+        assert_eq!(j.judge(note), Verdict::Forward);
+        // A cancelled request's id is free again (rmcp sends no response for it).
+        let slow = br#"{"jsonrpc":"2.0","id":"s","method":"ping"}"#;
+        assert_eq!(j.judge(slow), Verdict::Forward);
+        let cancel =
+            br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s"}}"#;
+        assert_eq!(j.judge(cancel), Verdict::Forward);
+        assert_eq!(j.judge(slow), Verdict::Forward);
+    }
+
+    #[test]
+    fn id_less_errors_from_rmcp_get_a_null_id() {
+        let set: InFlight = Default::default();
+        let out = outgoing(
+            r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid request"}}"#.into(),
+            &set,
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["id"],
+            Value::Null
+        );
     }
 
     #[tokio::test]
     async fn bounded_reader_discards_long_lines_and_recovers() {
-        let data = format!("{}\nshort\n", "x".repeat(100));
+        let data = format!("{}\nshort\n{}", "x".repeat(100), "y".repeat(10));
         let mut r = BufReader::with_capacity(8, data.as_bytes());
         let mut buf = Vec::new();
         assert_eq!(
             read_bounded(&mut r, 10, &mut buf).await.unwrap(),
-            Some(Err(101))
+            Some(Line::Oversized(100))
         );
         assert_eq!(
             read_bounded(&mut r, 10, &mut buf).await.unwrap(),
-            Some(Ok(()))
+            Some(Line::Message)
         );
         assert_eq!(buf, b"short\n");
+        // Exactly at the bound, without a final newline: still a message.
+        assert_eq!(
+            read_bounded(&mut r, 10, &mut buf).await.unwrap(),
+            Some(Line::Message)
+        );
+        assert_eq!(buf, b"yyyyyyyyyy");
         assert_eq!(read_bounded(&mut r, 10, &mut buf).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn replay_accounts_for_every_line() {
+        let t = replay(
+            b"x\n{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n\n",
+            1024,
+        )
+        .await
+        .unwrap();
+        assert_eq!((t.replies.len(), t.forwarded.len(), t.skipped), (1, 1, 1));
     }
 }
