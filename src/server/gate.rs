@@ -24,6 +24,18 @@ pub struct Gate {
     pub audit: AuditLog,
 }
 
+/// What happened to a call, for the audit log.
+pub enum Decision {
+    /// Arguments refused before authorization.
+    Invalid(String),
+    Deny(String),
+    Allow {
+        token_id: Option<String>,
+        ok: bool,
+        ms: f64,
+    },
+}
+
 /// Why a call did not pass the gate.
 #[derive(Debug)]
 pub enum GateError {
@@ -56,18 +68,18 @@ impl Gate {
     }
 
     /// Records one decision in the audit log.
-    #[allow(clippy::too_many_arguments)]
-    pub fn record(
-        &self,
-        request_id: String,
-        tool: &str,
-        resource: Option<String>,
-        decision: &'static str,
-        reason: Option<String>,
-        token_id: Option<String>,
-        outcome: Option<&'static str>,
-        backend_ms: Option<f64>,
-    ) {
+    pub fn record(&self, request_id: String, tool: &str, resource: Option<String>, d: Decision) {
+        let (decision, reason, token_id, outcome, backend_ms) = match d {
+            Decision::Invalid(r) => ("invalid", Some(r), None, None, None),
+            Decision::Deny(r) => ("deny", Some(r), None, None, None),
+            Decision::Allow { token_id, ok, ms } => (
+                "allow",
+                None,
+                token_id,
+                Some(if ok { "ok" } else { "error" }),
+                Some(ms),
+            ),
+        };
         self.audit.record(&Event {
             subject: &self.subject,
             tool,

@@ -5,6 +5,7 @@ mod db;
 mod gate;
 mod kms;
 mod kv;
+mod ratelimit;
 mod resources;
 mod revocation;
 mod ssh;
@@ -27,7 +28,7 @@ use rmcp::{tool_handler, ErrorData, RoleServer, ServerHandler};
 use crate::backend::vault::Vault;
 use crate::config::Config;
 
-pub use gate::{lease_role, resource_of, Gate, GateError};
+pub use gate::{lease_role, resource_of, Decision, Gate, GateError};
 
 pub(crate) struct Ctx {
     pub cfg: Config,
@@ -43,7 +44,7 @@ pub struct McpVault {
 }
 
 impl McpVault {
-    pub fn new(cfg: Config) -> Result<Self, crate::token::TokenError> {
+    pub fn new(cfg: Config) -> Result<Self, String> {
         let gate = Gate::new(&cfg)?;
         let ctx = Ctx {
             gate,
@@ -167,28 +168,59 @@ impl ServerHandler for McpVault {
                 None,
             ));
         }
+        let gate = &self.ctx.gate;
+        let request_id = match serde_json::to_value(&context.id) {
+            Ok(serde_json::Value::String(s)) => s,
+            Ok(v) => v.to_string(),
+            Err(_) => String::new(),
+        };
         let empty = serde_json::Map::new();
         let args = request.arguments.as_ref().unwrap_or(&empty);
         let resource = match resource_of(self.cfg(), &name, args) {
             Ok(r) => r,
-            Err(GateError::BadArgs(m)) => return Ok(tool_error(format!("invalid arguments: {m}"))),
-            Err(GateError::Denied { reason, .. }) => {
-                return Ok(tool_error(format!("denied: {reason}")))
+            Err(GateError::BadArgs(m)) | Err(GateError::Denied { reason: m, .. }) => {
+                gate.record(request_id, &name, None, Decision::Invalid(m.clone()));
+                return Ok(tool_error(format!("invalid arguments: {m}")));
             }
         };
+        let resource_label = resource.as_ref().map(|(k, v)| format!("{k}:{v}"));
         let token = context.meta.get("token").and_then(|t| t.as_str());
-        let decision = self.ctx.gate.authorize(
+        let facts = match gate.authorize(
             token,
             &name,
             resource.as_ref().map(|(k, v)| (*k, v.as_str())),
-        );
-        if let Err(GateError::Denied { reason, code }) = &decision {
-            tracing::info!(tool = %name, decision = "deny", code, "tools/call denied");
-            return Ok(tool_error(format!("denied: {reason}")));
-        }
-        tracing::debug!(tool = %name, "tools/call allowed");
-        self.tool_router
+        ) {
+            Ok(f) => f,
+            Err(GateError::Denied { reason, code }) => {
+                tracing::info!(tool = %name, code, "tools/call denied");
+                gate.record(
+                    request_id,
+                    &name,
+                    resource_label,
+                    Decision::Deny(reason.clone()),
+                );
+                return Ok(tool_error(format!("denied: {reason}")));
+            }
+            Err(GateError::BadArgs(m)) => return Ok(tool_error(format!("invalid arguments: {m}"))),
+        };
+        let token_id = facts.revocation_ids.last().cloned();
+        let started = std::time::Instant::now();
+        let result = self
+            .tool_router
             .call(ToolCallContext::new(self, request, context))
-            .await
+            .await;
+        let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        gate.record(
+            request_id,
+            &name,
+            resource_label,
+            Decision::Allow {
+                token_id,
+                ok,
+                ms: (ms * 1000.0).round() / 1000.0,
+            },
+        );
+        result
     }
 }

@@ -16,7 +16,7 @@ use crate::backend::vault::{report, KvRead};
 use crate::paths::{validate_path, validate_prefix};
 use crate::token::ResourceKind;
 
-use super::{GateError, McpVault};
+use super::{Decision, GateError, McpVault};
 
 const SCHEME: &str = "kv://";
 const MAX_DESCRIPTION_LEN: usize = 2000;
@@ -64,9 +64,27 @@ impl McpVault {
             .gate
             .authorize(token, tool, Some((ResourceKind::Kv, path)))
         {
-            Ok(_) => Ok(()),
+            Ok(facts) => {
+                self.ctx.gate.record(
+                    String::new(),
+                    tool,
+                    Some(format!("kv:{path}")),
+                    Decision::Allow {
+                        token_id: facts.revocation_ids.last().cloned(),
+                        ok: true,
+                        ms: 0.0,
+                    },
+                );
+                Ok(())
+            }
             Err(GateError::Denied { reason, code }) => {
                 tracing::info!(tool, code, "resource/prompt request denied");
+                self.ctx.gate.record(
+                    String::new(),
+                    tool,
+                    Some(format!("kv:{path}")),
+                    Decision::Deny(reason.clone()),
+                );
                 Err(denied(&reason))
             }
             Err(GateError::BadArgs(m)) => Err(invalid(m)),
