@@ -1,0 +1,1 @@
+"""Framework middleware for mcpvault tokens (FastAPI: :mod:`mcpvault.middleware.fastapi`)."""
