@@ -123,13 +123,16 @@ impl Gate {
                 reason: d.to_string(),
                 code: d.code(),
             })?;
-        let token_id = facts
+        // The bucket belongs to the minted token (its authority block): attenuated
+        // copies, which any holder can make offline, share it rather than each
+        // bringing a fresh one.
+        let root_id = facts
             .revocation_ids
-            .last()
+            .first()
             .map(String::as_str)
             .unwrap_or("");
         self.limiter
-            .check(token_id)
+            .check(root_id)
             .map_err(|reason| GateError::Denied {
                 reason,
                 code: "rate_limited",

@@ -1,5 +1,6 @@
 //! Token-bucket rate limits per token and per subject (this process serves one
-//! subject). Configured by `MCPVAULT_RATE_LIMIT` (per token) and
+//! subject). "Per token" means per minted token: the gate keys the bucket on the
+//! authority block's revocation id, so attenuated copies share their parent's bucket. Configured by `MCPVAULT_RATE_LIMIT` (per token) and
 //! `MCPVAULT_SUBJECT_RATE_LIMIT` as `RATE[/BURST]` calls per second, `0` = off.
 
 use std::num::NonZeroUsize;
