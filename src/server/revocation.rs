@@ -20,7 +20,36 @@ pub struct RevocationSource {
 struct State {
     current: Result<Arc<RevocationSet>, String>,
     checked: Option<Instant>,
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<Stamp>,
+}
+
+/// What identifies one version of the file. Size and mtime alone miss a same-size
+/// rewrite that keeps the old mtime (`cp -p`, `rsync -t`, `touch -r`); the status
+/// change time and the inode do not.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    changed: (i64, i64),
+    inode: (u64, u64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        #[cfg(unix)]
+        let (changed, inode) = {
+            use std::os::unix::fs::MetadataExt;
+            ((meta.ctime(), meta.ctime_nsec()), (meta.dev(), meta.ino()))
+        };
+        #[cfg(not(unix))]
+        let (changed, inode) = ((0, 0), (0, 0));
+        Stamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            changed,
+            inode,
+        }
+    }
 }
 
 impl RevocationSource {
@@ -63,7 +92,7 @@ impl RevocationSource {
             Ok(m) => m,
             Err(e) => {
                 let msg = format!("revocation list {} unreadable: {e}", path.display());
-                if s.current.is_ok() {
+                if s.current.as_ref().err() != Some(&msg) {
                     tracing::error!("{msg}; denying all token calls until it is readable");
                 }
                 s.current = Err(msg);
@@ -71,27 +100,27 @@ impl RevocationSource {
                 return;
             }
         };
-        let stamp = (
-            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            meta.len(),
-        );
+        let stamp = Stamp::of(&meta);
+        // Unchanged since a good read: nothing to do. A bad outcome is retried each
+        // period (a read error may be transient) but reported only when it changes.
         if !force && s.stamp == Some(stamp) && s.current.is_ok() {
             return;
         }
+        s.stamp = Some(stamp);
         let parsed = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| RevocationSet::parse(&text));
+            .map_err(|e| format!("unreadable: {e}"))
+            .and_then(|text| RevocationSet::parse(&text).map_err(|e| format!("invalid: {e}")));
         match parsed {
             Ok(set) => {
                 tracing::info!(path = %path.display(), ids = set.len(), "revocation list loaded");
                 s.current = Ok(Arc::new(set));
-                s.stamp = Some(stamp);
             }
             Err(e) => {
-                let msg = format!("revocation list {} invalid: {e}", path.display());
-                tracing::error!("{msg}; denying all token calls until it is fixed");
+                let msg = format!("revocation list {} {e}", path.display());
+                if s.current.as_ref().err() != Some(&msg) {
+                    tracing::error!("{msg}; denying all token calls until it is fixed");
+                }
                 s.current = Err(msg);
-                s.stamp = None;
             }
         }
     }

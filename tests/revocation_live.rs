@@ -1,0 +1,184 @@
+//! Live revocation through `MCPVAULT_REVOCATION_FILE`: changes take effect within 2 s
+//! without a restart; a malformed, missing or unreadable list denies every token call
+//! (fail closed) and says so on stderr, and fixing it restores service.
+
+mod common;
+mod hostile_support;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{token_for, Server};
+use hostile_support::{dead_url, last_revocation_id, poll_until, text};
+use mcpvault::token::{attenuate, AttenuateSpec};
+use serde_json::json;
+
+const SUBJECT: &str = "agentV";
+/// How long the server may take to notice a change (the contract: 2 s).
+const NOTICE: Duration = Duration::from_secs(2);
+/// How long the tests poll before giving up (then the assertion says how long it took).
+const POLL: Duration = Duration::from_secs(5);
+
+fn spawn(list: &Path) -> Server {
+    let dead = dead_url();
+    let list = list.to_str().expect("utf-8 path");
+    let mut s = Server::spawn_bare(
+        SUBJECT,
+        &[
+            ("VAULT_ADDR", dead.as_str()),
+            ("VAULT_TOKEN", "revocation-test"),
+            ("MCPVAULT_REVOCATION_FILE", list),
+        ],
+    );
+    s.initialize();
+    s
+}
+
+fn kv_read(s: &mut Server, token: &str) -> String {
+    text(&s.call("kv.read", json!({"path": "app/x"}), Some(token)))
+}
+
+fn allowed(t: &str) -> bool {
+    t.starts_with("vault: ")
+}
+
+/// Polls until a call with `token` gives a text for which `want` holds; returns how
+/// long after `since` that was, or panics with the last text.
+fn until(s: &mut Server, token: &str, since: Instant, want: impl Fn(&str) -> bool) -> Duration {
+    let mut last = String::new();
+    let hit = poll_until(POLL, || {
+        last = kv_read(s, token);
+        want(&last).then(|| since.elapsed())
+    });
+    hit.unwrap_or_else(|| panic!("not within {POLL:?}; last answer: {last}"))
+}
+
+fn append(path: &Path, line: &str) {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open list");
+    writeln!(f, "{line}").expect("append");
+}
+
+fn child_of(token: &str) -> String {
+    attenuate(token, None, &AttenuateSpec::default()).expect("attenuate")
+}
+
+#[test]
+fn revoking_takes_effect_within_two_seconds_without_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    std::fs::write(&list, "# revoked token ids\n").expect("write");
+    let mut s = spawn(&list);
+    let parent = token_for(SUBJECT, Some("kv.read"), &[]);
+    let child = child_of(&parent);
+    assert!(allowed(&kv_read(&mut s, &parent)));
+    assert!(allowed(&kv_read(&mut s, &child)));
+
+    // `mcpvault revoke --token CHILD`: the child's last block id.
+    append(&list, &last_revocation_id(&child));
+    let took = until(&mut s, &child, Instant::now(), |t| t == "denied: revoked");
+    assert!(took <= NOTICE, "revocation took {took:?}");
+    // Its parent is not revoked.
+    assert!(allowed(&kv_read(&mut s, &parent)));
+
+    // Revoking the parent revokes everything derived from it, even tokens made later.
+    append(&list, &last_revocation_id(&parent));
+    let took = until(&mut s, &parent, Instant::now(), |t| t == "denied: revoked");
+    assert!(took <= NOTICE, "revocation took {took:?}");
+    assert_eq!(kv_read(&mut s, &child_of(&parent)), "denied: revoked");
+    // Other tokens are unaffected.
+    assert!(allowed(&kv_read(
+        &mut s,
+        &token_for(SUBJECT, Some("kv.read"), &[])
+    )));
+}
+
+#[test]
+fn a_malformed_list_fails_closed_and_fixing_it_restores_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    std::fs::write(&list, "").expect("write");
+    let mut s = spawn(&list);
+    let a = token_for(SUBJECT, Some("kv.read"), &[]);
+    let b = token_for(SUBJECT, None, &[]);
+    assert!(allowed(&kv_read(&mut s, &a)));
+
+    append(&list, "this is not a hex id");
+    let unavailable = |t: &str| t.starts_with("denied: revocation list unavailable");
+    let took = until(&mut s, &a, Instant::now(), unavailable);
+    assert!(took <= NOTICE, "took {took:?}");
+    // Every token is refused, and stderr says why.
+    for t in [&a, &b] {
+        let text = kv_read(&mut s, t);
+        assert!(unavailable(&text), "{text}");
+    }
+    let err = s.stderr();
+    assert!(
+        err.contains("revocation list") && err.contains("denying all token calls"),
+        "stderr does not say the list is broken:\n{err}"
+    );
+
+    std::fs::write(&list, "# fixed\n").expect("write");
+    let took = until(&mut s, &a, Instant::now(), allowed);
+    assert!(took <= NOTICE, "took {took:?}");
+    assert!(allowed(&kv_read(&mut s, &b)));
+}
+
+#[test]
+fn a_missing_or_unreadable_list_fails_closed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    // Missing at start.
+    let mut s = spawn(&list);
+    let a = token_for(SUBJECT, Some("kv.read"), &[]);
+    let unavailable = |t: &str| t.starts_with("denied: revocation list unavailable");
+    let t = kv_read(&mut s, &a);
+    assert!(unavailable(&t), "{t}");
+    assert!(s.stderr().contains("unreadable"), "{}", s.stderr());
+
+    std::fs::write(&list, "").expect("write");
+    until(&mut s, &a, Instant::now(), allowed);
+
+    // Deleted while running.
+    std::fs::remove_file(&list).expect("remove");
+    let took = until(&mut s, &a, Instant::now(), unavailable);
+    assert!(took <= NOTICE, "took {took:?}");
+
+    // Present but unreadable as a file (a directory; chmod does not stop root).
+    std::fs::create_dir(&list).expect("mkdir");
+    // Every call for longer than a re-check period stays denied.
+    let until = Instant::now() + NOTICE;
+    while Instant::now() < until {
+        let t = kv_read(&mut s, &a);
+        assert!(unavailable(&t), "a directory must not count as a list: {t}");
+    }
+}
+
+#[test]
+fn a_same_size_rewrite_with_the_old_mtime_is_still_noticed() {
+    // Tools that copy with `-p`/`-t` keep the source's mtime; ids are all the same
+    // length. Size plus mtime cannot see such a change; the status change time can.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    let decoy = last_revocation_id(&token_for(SUBJECT, None, &[]));
+    std::fs::write(&list, format!("{decoy}\n")).expect("write");
+    let mtime = std::fs::metadata(&list)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    let mut s = spawn(&list);
+    let a = token_for(SUBJECT, Some("kv.read"), &[]);
+    assert!(allowed(&kv_read(&mut s, &a)));
+
+    let id = last_revocation_id(&a);
+    assert_eq!(id.len(), decoy.len());
+    let f = OpenOptions::new().write(true).open(&list).expect("open");
+    (&f).write_all(format!("{id}\n").as_bytes()).expect("write");
+    f.set_modified(mtime).expect("set mtime");
+    drop(f);
+    let took = until(&mut s, &a, Instant::now(), |t| t == "denied: revoked");
+    assert!(took <= NOTICE, "took {took:?}");
+}
