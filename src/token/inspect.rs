@@ -35,8 +35,11 @@ pub fn inspect(token: &str) -> Result<TokenInfo, Denial> {
             rules: vec![],
             checks: vec![],
         };
-        for stmt in src.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let stmt = stmt.trim_end_matches(';').to_string();
+        // Biscuit prints each statement followed by ";\n" (facts, then rules, then
+        // checks). Splitting on that, not on lines, keeps a string holding a newline in
+        // one statement.
+        for stmt in src.split(";\n").filter(|s| !s.trim().is_empty()) {
+            let stmt = stmt.to_string();
             if stmt.starts_with("check ") || stmt.starts_with("reject ") {
                 info.checks.push(stmt);
             } else if stmt.contains("<-") {

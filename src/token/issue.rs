@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 use biscuit_auth::builder::{BlockBuilder, Term};
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 
-use super::encoding::{decode_token, encode_token};
+use super::encoding::{decode_token, encode_token, MAX_TOKEN_BYTES};
 use super::error::{Denial, TokenError};
 use super::keys::KeyFile;
 use super::scope::{resource_checks, tools_check, ResourcePattern, ToolGrant};
+use super::verify::HARD_MAX_DELEGATION_DEPTH;
 
 /// What a new token grants. `tools: None` grants every tool (`tool_wildcard("*")`).
 #[derive(Debug, Clone)]
@@ -80,6 +81,11 @@ fn identity(kind: &str, value: &str) -> Result<Term, TokenError> {
 /// `issuer`, `subject`, `delegation_depth(0)`, the TTL check) and adds our own facts,
 /// which an MCPVault verifier simply ignores.
 pub fn mint(key: &KeyFile, spec: &MintSpec) -> Result<String, TokenError> {
+    if spec.max_delegation_depth > HARD_MAX_DELEGATION_DEPTH {
+        return Err(TokenError::Invalid(format!(
+            "max delegation depth must be at most {HARD_MAX_DELEGATION_DEPTH}"
+        )));
+    }
     let keypair = key.keypair()?;
     let mut b = Biscuit::builder();
     match &spec.tools {
@@ -195,6 +201,11 @@ pub fn attenuate(
             HashMap::new(),
         )?;
     }
-    let next = unverified.append(block)?;
-    Ok(encode_token(&next.to_vec()?))
+    let next = unverified.append(block)?.to_vec()?;
+    if encode_token(&next).len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Invalid(format!(
+            "the attenuated token would be larger than {MAX_TOKEN_BYTES} bytes"
+        )));
+    }
+    Ok(encode_token(&next))
 }

@@ -30,6 +30,37 @@ pub fn generate_keypair() -> KeyFile {
 }
 
 impl KeyFile {
+    /// Parses a key file's JSON. Error messages give only the position of the problem,
+    /// never the content, so a damaged key file cannot leak its private key into logs.
+    /// The public key must match the private key.
+    pub fn from_json(text: &str) -> Result<KeyFile, TokenError> {
+        let kf: KeyFile = serde_json::from_str(text).map_err(|e| {
+            TokenError::Key(format!(
+                "key file is not JSON of the form {{\"private_key\": hex, \"public_key\": hex}} \
+                 (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let kp = kf.keypair()?;
+        if !kf
+            .public_key
+            .trim()
+            .eq_ignore_ascii_case(&hex::encode(kp.public().to_bytes()))
+        {
+            return Err(TokenError::Key(
+                "key file's public_key does not match its private_key".into(),
+            ));
+        }
+        Ok(kf)
+    }
+
+    /// The key file's JSON (pretty, as MCPVault writes it).
+    pub fn to_json(&self) -> String {
+        // Serializing two strings cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
     pub fn keypair(&self) -> Result<KeyPair, TokenError> {
         let bytes = hex::decode(self.private_key.trim())
             .map_err(|_| TokenError::Key("private key is not hex".into()))?;

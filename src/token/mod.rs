@@ -5,6 +5,7 @@
 //! the language bindings all call this module, so policy lives in exactly one place.
 //! The Datalog vocabulary is documented in `SCHEMA.md`.
 
+pub mod bounds;
 mod encoding;
 mod error;
 mod inspect;
@@ -21,5 +22,5 @@ pub use keys::{generate_keypair, parse_public_keys, KeyFile};
 pub use scope::{parse_tools, ResourceKind, ResourcePattern, ToolGrant};
 pub use verify::{
     AuthorizedFacts, Request, RequestResource, RevocationSet, Verifier, VerifierConfig,
-    DEFAULT_MAX_DELEGATION_DEPTH,
+    DEFAULT_MAX_DELEGATION_DEPTH, HARD_MAX_DELEGATION_DEPTH,
 };

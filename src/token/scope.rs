@@ -173,7 +173,7 @@ pub fn parse_tools(list: &str) -> Result<Vec<ToolGrant>, TokenError> {
 /// `tool` grants (a check on grants would pass as soon as any listed grant exists).
 /// `None` when the list contains `*` (no narrowing).
 pub(crate) fn tools_check(tools: &[ToolGrant]) -> Option<(String, HashMap<String, Term>)> {
-    if tools.iter().any(|t| *t == ToolGrant::All) {
+    if tools.contains(&ToolGrant::All) {
         return None;
     }
     let mut params = HashMap::new();

@@ -18,6 +18,7 @@ use lru::LruCache;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::bounds::{self, ShapeError};
 use super::encoding::decode_token;
 use super::error::Denial;
 use super::scope::ResourceKind;
@@ -148,6 +149,27 @@ impl Default for VerifierConfig {
     }
 }
 
+/// Hard cap on attenuation blocks, whatever a token says: checked before signatures.
+pub const HARD_MAX_DELEGATION_DEPTH: u32 = 32;
+
+/// A token's first-sight outcome, as cached.
+type FirstSight = Result<Arc<Verified>, Denial>;
+
+struct FirstSightError {
+    denial: Denial,
+    /// Same token, same verifier, same outcome: safe to cache.
+    deterministic: bool,
+}
+
+impl From<Denial> for FirstSightError {
+    fn from(denial: Denial) -> Self {
+        FirstSightError {
+            denial,
+            deterministic: true,
+        }
+    }
+}
+
 /// A token whose signature chain has been checked, with its static facts extracted.
 struct Verified {
     biscuit: Biscuit,
@@ -170,7 +192,10 @@ pub struct Verifier {
     roots: Vec<PublicKey>,
     config: VerifierConfig,
     policy: AuthorizerBuilder,
-    tokens: Mutex<LruCache<[u8; 32], Arc<Verified>>>,
+    /// First-sight outcomes by token hash. Deterministic rejections (bad signature,
+    /// malformed) are kept too, so replaying a rejected token costs a hash, not a
+    /// signature check; run-limit rejections are not kept (they depend on load).
+    tokens: Mutex<LruCache<[u8; 32], FirstSight>>,
     decisions: Mutex<LruCache<DecisionKey, Result<(), Denial>>>,
 }
 
@@ -276,17 +301,27 @@ impl Verifier {
             .unwrap_or_else(|e| e.into_inner())
             .get(&hash)
         {
-            return Ok(v.clone());
+            return v.clone();
         }
-        let v = Arc::new(self.first_sight(bytes)?);
-        self.tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(hash, v.clone());
-        Ok(v)
+        let (v, keep) = match self.first_sight(bytes) {
+            Ok(v) => (Ok(Arc::new(v)), true),
+            Err(FirstSightError {
+                denial,
+                deterministic,
+            }) => (Err(denial), deterministic),
+        };
+        if keep {
+            self.tokens
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(hash, v.clone());
+        }
+        v
     }
 
-    fn first_sight(&self, bytes: &[u8]) -> Result<Verified, Denial> {
+    /// Everything about a token that does not depend on the request, cheapest
+    /// rejection first; Datalog runs only once the static cost bound holds.
+    fn first_sight(&self, bytes: &[u8]) -> Result<Verified, FirstSightError> {
         let unverified =
             UnverifiedBiscuit::from(bytes).map_err(|e| Denial::Malformed(short(&e)))?;
         if unverified
@@ -294,16 +329,33 @@ impl Verifier {
             .iter()
             .any(Option::is_some)
         {
-            return Err(Denial::Malformed(
-                "third-party blocks are not accepted".into(),
-            ));
+            return Err(Denial::Malformed("third-party blocks are not accepted".into()).into());
         }
+        let depth = unverified.block_count().saturating_sub(1);
+        if depth > HARD_MAX_DELEGATION_DEPTH as usize {
+            // Before the signature chain: its cost grows with the block count.
+            return Err(Denial::DelegationTooDeep(format!(
+                "{depth} attenuation blocks, more than any token may have \
+                 ({HARD_MAX_DELEGATION_DEPTH})"
+            ))
+            .into());
+        }
+        bounds::check(bytes, self.config.limits.max_facts).map_err(|e| match e {
+            ShapeError::Malformed(m) => Denial::Malformed(m.to_string()),
+            ShapeError::Unsupported(m) => Denial::Malformed(m),
+            ShapeError::TooCostly(_) => Denial::LimitExceeded,
+        })?;
         let biscuit = self
             .roots
             .iter()
             .find_map(|pk| unverified.clone().verify(*pk).ok())
             .ok_or(Denial::BadSignature)?;
-        let (facts, defect) = extract_facts(&biscuit, &self.config)?;
+        // A run limit hit here may depend on load (time): do not remember it.
+        let (facts, defect) =
+            extract_facts(&biscuit, &self.config).map_err(|denial| FirstSightError {
+                deterministic: denial != Denial::LimitExceeded,
+                denial,
+            })?;
         Ok(Verified {
             revocation_ids: biscuit.revocation_identifiers(),
             biscuit,
@@ -406,10 +458,7 @@ fn extract_facts(
             e => Denial::Malformed(short(&e)),
         })?;
     let q = |a: &mut biscuit_auth::Authorizer, rule: &str| -> Result<Vec<String>, Denial> {
-        let rows: Vec<(String,)> = a.query(rule).map_err(|e| match e {
-            BiscuitError::RunLimit(_) => Denial::LimitExceeded,
-            e => Denial::Malformed(short(&e)),
-        })?;
+        let rows: Vec<(String,)> = a.query(rule).map_err(query_error)?;
         let mut v: Vec<String> = rows.into_iter().map(|(s,)| s).collect();
         v.sort();
         v.dedup();
@@ -421,10 +470,10 @@ fn extract_facts(
     let subjects = q(&mut a, "data($s) <- subject($s)")?;
     let caps: Vec<(i64,)> = a
         .query("data($m) <- max_delegation_depth($m)")
-        .map_err(|_| Denial::LimitExceeded)?;
+        .map_err(query_error)?;
     let resources: Vec<(String, String)> = a
         .query("data($k, $p) <- resource($k, $p)")
-        .map_err(|_| Denial::LimitExceeded)?;
+        .map_err(query_error)?;
 
     let mut defect = None;
     if subjects.len() > 1 {
@@ -464,6 +513,13 @@ fn extract_facts(
     Ok((facts, defect))
 }
 
+fn query_error(e: BiscuitError) -> Denial {
+    match e {
+        BiscuitError::RunLimit(_) => Denial::LimitExceeded,
+        e => Denial::Malformed(short(&e)),
+    }
+}
+
 /// The earliest `check if time($t), $t < DATE` in any block. Informational only:
 /// enforcement is the Datalog check itself. RFC 3339 UTC strings of equal shape
 /// compare correctly as text.
@@ -474,7 +530,14 @@ pub(crate) fn earliest_expiry(biscuit: &Biscuit) -> Option<String> {
             src.lines()
                 .filter_map(|l| {
                     let rest = l.trim().strip_prefix("check if time($t), $t < ")?;
-                    Some(rest.trim_end_matches(';').trim().to_string())
+                    let date = rest.trim_end_matches(';').trim();
+                    // Only a printed date (`2030-01-01T00:00:00Z`), not another term.
+                    let shaped = date.len() == 20
+                        && date.ends_with('Z')
+                        && date
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || b"-:TZ".contains(&b));
+                    shaped.then(|| date.to_string())
                 })
                 .collect::<Vec<_>>()
         })
