@@ -1,1 +1,511 @@
-fn main() {}
+//! `mcpvault`: the token CLI (keygen, mint, attenuate, inspect, verify, revoke).
+//!
+//! Compatible with the MCPVault CLI: same subcommands, flags, key file and token
+//! encoding. Exit status: 0 success / allowed, 1 denied (`denied: <reason>` on stderr),
+//! 2 bad usage or unreadable input. Policy lives in `mcpvault::token`; this file only
+//! parses arguments, does file I/O and maps errors to exit codes.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand};
+use mcpvault::token::{
+    self, AttenuateSpec, Denial, KeyFile, MintSpec, Request, RequestResource, ResourceKind,
+    ResourcePattern, RevocationSet, TokenError, Verifier, VerifierConfig, MAX_TOKEN_BYTES,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "mcpvault",
+    version,
+    about = "Biscuit capability tokens for MCP tools (MCPVault-compatible)",
+    after_help = "Exit status: 0 success / allowed, 1 denied (`denied: <reason>` on stderr), \
+                  2 bad usage or unreadable input.\n\
+                  Tokens print as standard base64; standard and URL-safe base64 are accepted. \
+                  `--token -` reads the token from stdin."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate an Ed25519 root keypair; print the public key hex
+    Keygen {
+        /// Key file to write (mode 0600) [default: ~/.mcpvault/keys/default.json]
+        #[arg(long, value_name = "PATH")]
+        output: Option<PathBuf>,
+        /// Replace an existing key file (tokens signed by the old key stop verifying)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Mint a token signed by the root private key
+    Mint {
+        /// Key file written by `keygen`
+        #[arg(long, value_name = "PATH")]
+        key: PathBuf,
+        /// Comma-separated tools to grant; `kv.*` grants a family; omit for all tools
+        #[arg(long, value_name = "a,b")]
+        tools: Option<String>,
+        /// Lifetime in seconds
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        ttl: u64,
+        /// Issuer identity [default: mcpvault]
+        #[arg(long, value_name = "S")]
+        issuer: Option<String>,
+        /// Subject (agent identity); servers deny tokens without one
+        #[arg(long, value_name = "S")]
+        subject: Option<String>,
+        /// How many attenuation blocks may be appended
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        max_delegation_depth: u32,
+        /// Restrict a resource kind (kv, transit, db, ssh, kms); `PATTERN*` is a prefix;
+        /// repeatable
+        #[arg(long = "resource", value_name = "KIND:PATTERN")]
+        resources: Vec<String>,
+    },
+    /// Append a narrowing block (no private key needed)
+    Attenuate {
+        /// The token, or `-` for stdin
+        #[arg(long, value_name = "T", allow_hyphen_values = true)]
+        token: String,
+        /// Root public key hex (comma-separated list for rotation); when given, the
+        /// signature is checked before anything is appended
+        #[arg(long, value_name = "HEX")]
+        pubkey: Option<String>,
+        /// Admit only these tools (comma-separated; `kv.*` for a family)
+        #[arg(long, value_name = "a,b")]
+        tools: Option<String>,
+        /// Expire at most SECS seconds from now
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<u64>,
+        /// Restrict a resource kind; repeatable
+        #[arg(long = "resource", value_name = "KIND:PATTERN")]
+        resources: Vec<String>,
+        /// How many further attenuation blocks may follow this one
+        #[arg(long, value_name = "N")]
+        max_delegation_depth: Option<u32>,
+    },
+    /// Print a token's blocks as JSON (no signature check: never use it to decide)
+    Inspect {
+        /// The token, or `-` for stdin
+        #[arg(long, value_name = "T", allow_hyphen_values = true)]
+        token: String,
+    },
+    /// Authorize one request and print the token's facts as JSON
+    Verify {
+        /// The token, or `-` for stdin
+        #[arg(long, value_name = "T", allow_hyphen_values = true)]
+        token: String,
+        /// Root public key hex (comma-separated list for rotation)
+        #[arg(long, value_name = "HEX", env = "MCPVAULT_PUBLIC_KEY")]
+        pubkey: String,
+        /// The tool requested
+        #[arg(long, value_name = "NAME")]
+        tool: String,
+        /// The resource requested
+        #[arg(long, value_name = "KIND:VALUE")]
+        resource: Option<String>,
+        /// Require the token's subject to be S
+        #[arg(long, value_name = "S")]
+        subject: Option<String>,
+        /// Revoked ids, one hex a line
+        #[arg(long, value_name = "FILE")]
+        revocation_list: Option<PathBuf>,
+    },
+    /// Append the token's revocation id to a list (no signature check is needed:
+    /// listing an id can only deny)
+    Revoke {
+        /// The token, or `-` for stdin
+        #[arg(long, value_name = "T", allow_hyphen_values = true)]
+        token: String,
+        /// Revocation list to append to (created if missing)
+        #[arg(long, value_name = "FILE")]
+        list: PathBuf,
+        /// Revoke every block's id (the whole chain back to the root token) instead of
+        /// only the last block's (this token and all derived from it)
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Why a command failed: a policy decision (exit 1) or bad usage / input (exit 2).
+enum Failure {
+    Denied(Denial),
+    Usage(String),
+}
+
+impl From<TokenError> for Failure {
+    fn from(e: TokenError) -> Self {
+        Failure::Usage(e.to_string())
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure::Usage(msg.into())
+}
+
+fn main() -> ExitCode {
+    // Never a backtrace or panic text: one line naming the place, exit 2.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("mcpvault: internal error{at}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Clap quotes unexpected arguments; a token pasted without --token must
+            // not end up in a terminal log.
+            eprint!("{}", redact(&e.render().to_string()));
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli)))
+        .unwrap_or_else(|_| Err(usage("aborted")));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Denied(d)) => {
+            eprintln!("denied: {}", one_line(&d.to_string()));
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(m)) => {
+            eprintln!("mcpvault: {}", one_line(&m));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Replaces every long base64-looking word (a token, a key) with `<redacted>`.
+fn redact(text: &str) -> String {
+    let secretish = |w: &str| {
+        w.len() >= 32
+            && w.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    for c in text.chars().chain(std::iter::once('\0')) {
+        if c.is_ascii_alphanumeric() || "+/=-_".contains(c) {
+            word.push(c);
+            continue;
+        }
+        if secretish(&word) {
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(&word);
+        }
+        word.clear();
+        if c != '\0' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn run(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::Keygen { output, force } => keygen(output, force),
+        Command::Mint {
+            key,
+            tools,
+            ttl,
+            issuer,
+            subject,
+            max_delegation_depth,
+            resources,
+        } => {
+            let key = read_key(&key)?;
+            let spec = MintSpec {
+                tools: tools.as_deref().map(token::parse_tools).transpose()?,
+                ttl: Duration::from_secs(ttl),
+                issuer: non_empty(issuer),
+                subject: non_empty(subject),
+                max_delegation_depth,
+                resources: patterns(&resources)?,
+            };
+            emit(&token::mint(&key, &spec)?)
+        }
+        Command::Attenuate {
+            token,
+            pubkey,
+            tools,
+            ttl,
+            resources,
+            max_delegation_depth,
+        } => {
+            let token = read_token(&token)?;
+            let roots = pubkey
+                .as_deref()
+                .map(token::parse_public_keys)
+                .transpose()?;
+            let spec = AttenuateSpec {
+                tools: tools.as_deref().map(token::parse_tools).transpose()?,
+                ttl: ttl.map(Duration::from_secs),
+                resources: patterns(&resources)?,
+                max_delegation_depth,
+            };
+            match token::attenuate(&token, roots.as_deref(), &spec) {
+                Ok(t) => emit(&t),
+                Err(TokenError::Denied(Denial::BadSignature)) => {
+                    Err(Failure::Denied(Denial::BadSignature))
+                }
+                Err(TokenError::Denied(d)) => Err(unreadable(d)),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Inspect { token } => {
+            let info = token::inspect(&read_token(&token)?).map_err(unreadable)?;
+            emit(&json(&info)?)
+        }
+        Command::Verify {
+            token,
+            pubkey,
+            tool,
+            resource,
+            subject,
+            revocation_list,
+        } => {
+            let token = read_token(&token)?;
+            let roots = token::parse_public_keys(&pubkey)?;
+            let revoked = match revocation_list {
+                Some(path) => RevocationSet::parse(&read_text(&path, "revocation list")?)
+                    .map_err(|e| usage(format!("revocation list {}: {e}", path.display())))?,
+                None => RevocationSet::empty(),
+            };
+            let resource = resource.as_deref().map(request_resource).transpose()?;
+            let verifier = Verifier::new(
+                roots,
+                VerifierConfig {
+                    token_cache: 1,
+                    decision_cache: 1,
+                    ..VerifierConfig::default()
+                },
+            )?;
+            let req = Request {
+                tool: &tool,
+                resource,
+                subject: subject.as_deref(),
+                now: SystemTime::now(),
+            };
+            let facts = verifier
+                .authorize(&token, &req, &revoked)
+                .map_err(Failure::Denied)?;
+            emit(&json(&facts)?)
+        }
+        Command::Revoke { token, list, all } => {
+            let info = token::inspect(&read_token(&token)?).map_err(unreadable)?;
+            let ids: Vec<String> = if all {
+                info.revocation_ids
+            } else {
+                info.revocation_ids.last().cloned().into_iter().collect()
+            };
+            append_ids(&list, &ids)?;
+            emit(&ids.join("\n"))
+        }
+    }
+}
+
+/// A token that cannot even be read is bad input (exit 2), not a policy decision,
+/// for the commands that only read tokens.
+fn unreadable(d: Denial) -> Failure {
+    usage(format!("unreadable token: {d}"))
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    // MCPVault's CLI defaults issuer and subject to "": treat that as "not given".
+    s.filter(|s| !s.is_empty())
+}
+
+fn patterns(list: &[String]) -> Result<Vec<ResourcePattern>, Failure> {
+    Ok(list
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<Vec<ResourcePattern>, TokenError>>()?)
+}
+
+fn request_resource(s: &str) -> Result<RequestResource<'_>, Failure> {
+    let bad = || usage(format!("invalid resource {s:?}: expected KIND:VALUE"));
+    let (kind, value) = s.split_once(':').ok_or_else(bad)?;
+    let kind: ResourceKind = kind.parse().map_err(|_| bad())?;
+    Ok(RequestResource { kind, value })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {
+    serde_json::to_string_pretty(v).map_err(|e| usage(format!("cannot print JSON: {e}")))
+}
+
+/// Prints one result line. A closed stdout (`| head`) is not an error.
+fn emit(s: &str) -> Outcome {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{s}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+            Err(usage(format!("cannot write output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `-` reads the token from stdin (bounded: anything past the size cap is refused
+/// later without reading it all).
+fn read_token(arg: &str) -> Result<String, Failure> {
+    if arg != "-" {
+        return Ok(arg.to_string());
+    }
+    let mut buf = String::new();
+    io::stdin()
+        .lock()
+        .take(MAX_TOKEN_BYTES as u64 + 4096)
+        .read_to_string(&mut buf)
+        .map_err(|e| usage(format!("cannot read the token from stdin: {e}")))?;
+    Ok(buf)
+}
+
+fn read_text(path: &Path, what: &str) -> Result<String, Failure> {
+    fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))
+}
+
+fn read_key(path: &Path) -> Result<KeyFile, Failure> {
+    let text = read_text(path, "key file")?;
+    warn_if_exposed(path);
+    KeyFile::from_json(&text).map_err(|e| usage(format!("{}: {e}", path.display())))
+}
+
+#[cfg(unix)]
+fn warn_if_exposed(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = fs::metadata(path) {
+        if m.permissions().mode() & 0o077 != 0 {
+            eprintln!(
+                "mcpvault: warning: key file {} is readable by other users (chmod 600 it)",
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_exposed(_: &Path) {}
+
+fn default_key_path() -> Result<PathBuf, Failure> {
+    std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|h| !h.is_empty())
+        .map(|h| PathBuf::from(h).join(".mcpvault/keys/default.json"))
+        .ok_or_else(|| usage("cannot find the home directory: pass --output PATH"))
+}
+
+fn keygen(output: Option<PathBuf>, force: bool) -> Outcome {
+    let path = match output {
+        Some(p) => p,
+        None => default_key_path()?,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir)
+            .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let key = token::generate_keypair();
+    let body = key.to_json() + "\n";
+    if force {
+        // Write a fresh 0600 file beside the target, then rename over it: the old key
+        // is replaced atomically and the new one is never readable by others.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let written = write_new_private(&tmp, &body).and_then(|()| fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(usage(format!("cannot write {}: {e}", path.display())));
+        }
+    } else {
+        write_new_private(&path, &body).map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                usage(format!(
+                    "{} exists: refusing to overwrite a key (use --force)",
+                    path.display()
+                ))
+            } else {
+                usage(format!("cannot write {}: {e}", path.display()))
+            }
+        })?;
+    }
+    eprintln!("mcpvault: private key written to {}", path.display());
+    emit(&key.public_key)
+}
+
+/// Creates `path` (which must not exist) with mode 0600 from the start, and writes it.
+fn write_new_private(path: &Path, body: &str) -> io::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    let res = f.write_all(body.as_bytes()).and_then(|()| f.sync_all());
+    if res.is_err() {
+        drop(f);
+        let _ = fs::remove_file(path);
+    }
+    res
+}
+
+fn create_private_dir(dir: &Path) -> io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Appends ids not already listed, one a line, creating the list.
+fn append_ids(list: &Path, ids: &[String]) -> Outcome {
+    let err = |e: io::Error| usage(format!("cannot update {}: {e}", list.display()));
+    let existing = match fs::read_to_string(list) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(err(e)),
+    };
+    let listed: std::collections::HashSet<&str> = existing.lines().map(str::trim).collect();
+    let mut add = String::new();
+    if !existing.is_empty() && !existing.ends_with('\n') {
+        add.push('\n');
+    }
+    for id in ids.iter().filter(|id| !listed.contains(id.as_str())) {
+        add.push_str(id);
+        add.push('\n');
+    }
+    if add.trim().is_empty() {
+        return Ok(());
+    }
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .map_err(err)?;
+    f.write_all(add.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(err)
+}
