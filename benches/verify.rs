@@ -1,1 +1,242 @@
-fn main() {}
+//! Authorization cost: first sight vs cached, depth 1 and 5, crafted "explode" tokens,
+//! and the MCPVault-style path (parse + verify + authorize, no cache) for comparison.
+//!
+//! `cargo bench --bench verify`
+
+use std::hint::black_box;
+use std::time::{Duration, SystemTime};
+
+use biscuit_auth::builder::BlockBuilder;
+use biscuit_auth::{AuthorizerBuilder, Biscuit, UnverifiedBiscuit};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use mcpvault::token::{
+    self, decode_token, encode_token, AttenuateSpec, Denial, KeyFile, MintSpec, Request,
+    RequestResource, ResourceKind, RevocationSet, Verifier, VerifierConfig,
+};
+
+fn verifier(k: &KeyFile) -> Verifier {
+    Verifier::new(
+        token::parse_public_keys(&k.public_key).unwrap(),
+        VerifierConfig::default(),
+    )
+    .unwrap()
+}
+
+/// A realistic chain: the authority block plus `depth` narrowing blocks (tools, TTL,
+/// resources, a depth cap on the first).
+fn chain(k: &KeyFile, depth: usize) -> String {
+    let mut t = token::mint(
+        k,
+        &MintSpec {
+            tools: Some(token::parse_tools("kv.*,transit.encrypt").unwrap()),
+            subject: Some("agentA".into()),
+            max_delegation_depth: 10,
+            resources: vec!["kv:app/*".parse().unwrap()],
+            ..MintSpec::default()
+        },
+    )
+    .unwrap();
+    for i in 0..depth {
+        t = token::attenuate(
+            &t,
+            None,
+            &AttenuateSpec {
+                tools: Some(token::parse_tools("kv.read,kv.list").unwrap()),
+                ttl: Some(Duration::from_secs(1800)),
+                resources: vec![format!("kv:app/{}*", "x/".repeat(i)).parse().unwrap()],
+                max_delegation_depth: (i == 0).then_some(8),
+            },
+        )
+        .unwrap();
+    }
+    t
+}
+
+fn request(value: &str) -> Request<'_> {
+    Request {
+        tool: "kv.read",
+        resource: Some(RequestResource {
+            kind: ResourceKind::Kv,
+            value,
+        }),
+        subject: Some("agentA"),
+        now: SystemTime::now(),
+    }
+}
+
+const VALUE: &str = "app/x/x/x/x/x/secret";
+
+fn bench_depths(c: &mut Criterion) {
+    let k = token::generate_keypair();
+    let none = RevocationSet::empty();
+    for depth in [1usize, 5] {
+        let t = chain(&k, depth);
+        let v = verifier(&k);
+        assert!(v.authorize(&t, &request(VALUE), &none).is_ok());
+
+        // First sight: a fresh verifier each time (decode, parse, cost bound,
+        // signature chain, fact extraction, Datalog).
+        c.bench_function(&format!("first_sight/depth{depth}"), |b| {
+            b.iter_batched(
+                || verifier(&k),
+                |v| black_box(v.authorize(black_box(&t), &request(VALUE), &none)).is_ok(),
+                BatchSize::SmallInput,
+            )
+        });
+
+        // Token seen before, request not: Datalog runs, the signature chain does not.
+        let values: Vec<String> = (0..100_000).map(|i| format!("app/x/x/x/x/x/{i}")).collect();
+        let mut i = 0;
+        c.bench_function(&format!("seen_token_new_request/depth{depth}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % values.len();
+                black_box(v.authorize(&t, &request(&values[i]), &none)).is_ok()
+            })
+        });
+
+        // Same token, same request, same second: the decision cache.
+        c.bench_function(&format!("cached/depth{depth}"), |b| {
+            b.iter(|| black_box(v.authorize(black_box(&t), &request(VALUE), &none)).is_ok())
+        });
+    }
+}
+
+/// What MCPVault does per call (parse + signature chain + authorizer, no cache), on
+/// a token shaped like its bench's (five empty attenuation blocks).
+fn bench_mcpvault_style(c: &mut Criterion) {
+    let k = token::generate_keypair();
+    let root = token::parse_public_keys(&k.public_key).unwrap()[0];
+    let mut t = token::mint(
+        &k,
+        &MintSpec {
+            tools: Some(token::parse_tools("bench_tool").unwrap()),
+            max_delegation_depth: 10,
+            ..MintSpec::default()
+        },
+    )
+    .unwrap();
+    for _ in 0..5 {
+        t = token::attenuate(&t, None, &AttenuateSpec::default()).unwrap();
+    }
+    let bytes = decode_token(&t).unwrap();
+    c.bench_function("mcpvault_style_no_cache/depth5", |b| {
+        b.iter(|| {
+            let biscuit = Biscuit::from(black_box(&bytes), root).unwrap();
+            let mut a = AuthorizerBuilder::new()
+                .time()
+                .fact(biscuit_auth::builder::fact(
+                    "requested_tool",
+                    &[biscuit_auth::builder::string("bench_tool")],
+                ))
+                .unwrap()
+                .code(r#"allow if tool($n), requested_tool($n); allow if tool_wildcard("*"); deny if true;"#)
+                .unwrap()
+                .build(&biscuit)
+                .unwrap();
+            black_box(a.authorize().is_ok())
+        })
+    });
+    let req = Request {
+        tool: "bench_tool",
+        resource: None,
+        subject: None,
+        now: SystemTime::now(),
+    };
+    c.bench_function("first_sight/mcpvault_shape_depth5", |b| {
+        b.iter_batched(
+            || verifier(&k),
+            |v| black_box(v.authorize(&t, &req, &RevocationSet::empty())).is_ok(),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn append_raw(t: &str, code: &str) -> String {
+    let u = UnverifiedBiscuit::from(decode_token(t).unwrap()).unwrap();
+    encode_token(
+        &u.append(BlockBuilder::new().code(code).unwrap())
+            .unwrap()
+            .to_vec()
+            .unwrap(),
+    )
+}
+
+fn facts(name: &str, n: usize) -> String {
+    (0..n).map(|i| format!("{name}({i});")).collect()
+}
+
+/// Crafted tokens: each would cost seconds to minutes (and gigabytes) if evaluated;
+/// measured here from first sight (fresh verifier, so no cached rejection).
+fn bench_explode(c: &mut Criterion) {
+    let k = token::generate_keypair();
+    let base = token::mint(&k, &MintSpec::default()).unwrap();
+    let cases = [
+        (
+            "explode/3000_facts_cross_join",
+            append_raw(&base, &(facts("f", 3000) + "x($a, $b) <- f($a), f($b);")),
+        ),
+        (
+            "explode/600_facts_cross_join",
+            append_raw(&base, &(facts("f", 600) + "x($a, $b) <- f($a), f($b);")),
+        ),
+        (
+            "explode/400_facts_3way_check",
+            append_raw(
+                &base,
+                &(facts("f", 400) + "check if f($a), f($b), f($c), $a == -1;"),
+            ),
+        ),
+        (
+            "explode/regex",
+            append_raw(
+                &base,
+                r#"check if requested_tool($t), $t.matches("^(a+)+$");"#,
+            ),
+        ),
+        (
+            "explode/runtime_fact_limit",
+            append_raw(
+                &base,
+                &(facts("f", 45) + &facts("g", 30) + "x($a, $b) <- f($a), g($b);"),
+            ),
+        ),
+    ];
+    let r = Request {
+        tool: "x",
+        resource: None,
+        subject: None,
+        now: SystemTime::now(),
+    };
+    for (name, t) in &cases {
+        let d = verifier(&k).authorize(t, &r, &RevocationSet::empty());
+        assert!(
+            matches!(d, Err(Denial::LimitExceeded) | Err(Denial::Malformed(_))),
+            "{name}: {d:?}"
+        );
+        eprintln!("{name}: {} bytes, {d:?}", t.len());
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || verifier(&k),
+                |v| black_box(v.authorize(t, &r, &RevocationSet::empty())).is_err(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    // Replaying a rejected token to the same verifier: the rejection is cached.
+    let v = verifier(&k);
+    let t = &cases[0].1;
+    let _ = v.authorize(t, &r, &RevocationSet::empty());
+    c.bench_function("explode/3000_facts_cross_join_replayed", |b| {
+        b.iter(|| black_box(v.authorize(t, &r, &RevocationSet::empty())).is_err())
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench_depths, bench_mcpvault_style, bench_explode
+}
+criterion_main!(benches);
