@@ -293,3 +293,153 @@ fn no_secret_or_token_in_logs_or_errors() {
         .iter()
         .all(|l| serde_json::from_str::<Value>(l).is_ok()));
 }
+
+/// A private OpenBao dev server with TLS (its own CA), killed on drop.
+struct TlsBao {
+    child: std::process::Child,
+    addr: String,
+    ca: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsBao {
+    fn start() -> TlsBao {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("bao.log")).expect("log");
+        let child = std::process::Command::new(stack_var("BAO_BIN"))
+            .args(["server", "-dev", "-dev-tls", "-dev-root-token-id=root"])
+            .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
+            .stderr(std::process::Stdio::from(log))
+            .spawn()
+            .expect("start bao -dev-tls");
+        let bao = TlsBao {
+            child,
+            addr: format!("https://127.0.0.1:{port}"),
+            ca: dir.path().join("vault-ca.pem"),
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while bao.curl("GET", "sys/health", None, None).0 != 200 {
+            assert!(Instant::now() < deadline, "TLS OpenBao did not come up");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        bao
+    }
+
+    /// Root-token request, optionally in a namespace.
+    fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        ns: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "X-Vault-Token: root",
+            "--cacert",
+        ])
+        .arg(&self.ca);
+        if let Some(ns) = ns {
+            cmd.args(["-H", &format!("X-Vault-Namespace: {ns}")]);
+        }
+        if let Some(b) = body {
+            cmd.args(["--data-binary", &b.to_string()]);
+        }
+        let out = cmd
+            .arg(format!("{}/v1/{path}", self.addr))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let Some((body, code)) = text.rsplit_once('\n') else {
+            return (0, Value::Null);
+        };
+        (
+            code.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+}
+
+impl Drop for TlsBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn tls_with_vault_cacert_and_a_namespace() {
+    let bao = TlsBao::start();
+    let ca = bao.ca.to_str().expect("utf-8 path").to_string();
+    let (code, r) = bao.curl("POST", "sys/namespaces/team1", None, Some(&json!({})));
+    assert_eq!(code, 200, "{r}");
+    let (code, r) = bao.curl(
+        "POST",
+        "sys/mounts/secret",
+        Some("team1"),
+        Some(&json!({"type": "kv", "options": {"version": "2"}})),
+    );
+    assert!(code == 200 || code == 204, "{r}");
+    let tok = token_for("agentA", None, &[]);
+    let base = [
+        ("VAULT_ADDR", bao.addr.as_str()),
+        ("VAULT_TOKEN", "root"),
+        ("VAULT_CACERT", ca.as_str()),
+        ("VAULT_NAMESPACE", "team1"),
+    ];
+
+    let mut s = Server::start("agentA", &base);
+    s.call_ok(
+        "kv.write",
+        json!({"path": "ns/x", "data": {"in": "team1"}}),
+        &tok,
+    );
+    assert_eq!(
+        s.call_ok("kv.read", json!({"path": "ns/x"}), &tok)["data"],
+        json!({"in": "team1"})
+    );
+    // It is in the namespace, not in the root namespace's secret/.
+    let (code, r) = bao.curl("GET", "secret/data/mcp/agentA/ns/x", Some("team1"), None);
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["data"]["data"], json!({"in": "team1"}));
+    let (code, _) = bao.curl("GET", "secret/data/mcp/agentA/ns/x", None, None);
+    assert_eq!(code, 404);
+
+    // Without the CA the TLS handshake fails: a clear error, not a hang.
+    let mut s = Server::start("agentA", &[base[0], base[1], base[3]]);
+    let e = s.call_err("kv.read", json!({"path": "ns/x"}), Some(&tok));
+    assert!(e.starts_with("vault: kv.read: unreachable ("), "{e}");
+    // An unreadable CA file is a configuration error.
+    let mut s = Server::start(
+        "agentA",
+        &[base[0], base[1], ("VAULT_CACERT", "/nonexistent/ca.pem")],
+    );
+    let e = s.call_err("kv.read", json!({"path": "ns/x"}), Some(&tok));
+    assert!(e.starts_with("vault: kv.read: not configured ("), "{e}");
+}
+
+#[test]
+fn sys_health_from_openbao() {
+    // The backend read straight from the environment, as the server does. The
+    // other tests only spawn child processes with their own environment.
+    std::env::set_var("VAULT_ADDR", stack_var("VAULT_ADDR"));
+    std::env::set_var("VAULT_TOKEN", "health-needs-no-token");
+    let vault = mcpvault::backend::vault::Vault::from_env();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let h = rt.block_on(vault.health()).expect("sys/health");
+    assert!(h.initialized && !h.sealed && !h.standby, "{h:?}");
+    assert!(!h.version.is_empty());
+}
