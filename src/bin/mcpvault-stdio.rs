@@ -8,17 +8,23 @@ use mcpvault::server::{stdio, McpVault};
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
+/// Log targets held at `warn` whatever MCPVAULT_LOG asks for: they log message
+/// bodies (secrets) at lower levels.
+const NEVER_VERBOSE: &[&str] = &["rmcp=warn"];
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
+    // rmcp logs whole messages (arguments holding secrets) at info and below: cap it
+    // at warn whatever MCPVAULT_LOG says, so even `trace` never logs a request body.
+    let filter = EnvFilter::try_from_env("MCPVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = NEVER_VERBOSE
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, EnvFilter::add_directive);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        // rmcp logs whole messages at info/debug; keep it at warn so request bodies
-        // (which can hold tokens or secrets) never reach the log.
-        .with_env_filter(
-            EnvFilter::try_from_env("MCPVAULT_LOG")
-                .unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
-        )
+        .with_env_filter(filter)
         .init();
     let cfg = match Config::from_env() {
         Ok(c) => c,

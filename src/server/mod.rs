@@ -91,6 +91,58 @@ fn tool_error(text: String) -> CallToolResponse {
     CallToolResult::error(vec![ContentBlock::text(text)]).into()
 }
 
+/// rmcp reports arguments that do not fit a tool's types with serde's message, which
+/// quotes the offending value: a secret the agent put in the wrong field would come
+/// back in the result. Keep the complaint, drop the value, and use the gate's prefix.
+fn redact_argument_error(r: CallToolResponse) -> CallToolResponse {
+    const PREFIX: &str = "failed to deserialize parameters: ";
+    let CallToolResponse::Complete(res) = &r else {
+        return r;
+    };
+    let text = res.content.first().and_then(|c| c.as_text());
+    match text.and_then(|t| t.text.strip_prefix(PREFIX)) {
+        Some(msg) if res.is_error == Some(true) => {
+            tool_error(format!("invalid arguments: {}", without_values(msg)))
+        }
+        _ => r,
+    }
+}
+
+/// A client-supplied name, echoed only when it looks like a tool name (it could be
+/// anything, a token pasted into the wrong field included).
+fn printable_name(name: &str) -> String {
+    let plain = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*' | '/'));
+    if plain {
+        name.to_string()
+    } else {
+        format!("(a {}-byte name, not shown)", name.len())
+    }
+}
+
+/// `invalid type: string "VALUE", expected a map` -> `invalid type: string, expected a map`.
+fn without_values(msg: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        if let Some(start) = msg.find(marker) {
+            let after = start + marker.len();
+            // The expectation comes from our own types and ends the message.
+            let end = msg
+                .rfind(", expected")
+                .filter(|&e| e >= after)
+                .unwrap_or(msg.len());
+            let kind = msg[after..end]
+                .split(['"', '`'])
+                .next()
+                .unwrap_or("")
+                .trim_end();
+            return format!("{}{marker}{kind}{}", &msg[..start], &msg[end..]);
+        }
+    }
+    msg.to_string()
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for McpVault {
     fn get_info(&self) -> ServerConfig {
@@ -164,7 +216,7 @@ impl ServerHandler for McpVault {
         let name = request.name.to_string();
         if !self.tool_router.has_route(&name) {
             return Err(ErrorData::invalid_params(
-                format!("unknown tool: {name}"),
+                format!("unknown tool: {}", printable_name(&name)),
                 None,
             ));
         }
@@ -208,7 +260,8 @@ impl ServerHandler for McpVault {
         let result = self
             .tool_router
             .call(ToolCallContext::new(self, request, context))
-            .await;
+            .await
+            .map(redact_argument_error);
         let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         gate.record(
