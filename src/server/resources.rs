@@ -108,8 +108,15 @@ impl McpVault {
         })?;
         let (subject, path) = rest.split_once('/').unwrap_or((rest, ""));
         if subject != self.cfg().subject {
+            const REASON: &str = "resource belongs to another subject";
             tracing::info!("resource of another subject denied");
-            return Err(denied("resource belongs to another subject"));
+            self.ctx.gate.record(
+                String::new(),
+                "kv.read",
+                None,
+                Decision::Deny(REASON.to_string()),
+            );
+            return Err(denied(REASON));
         }
         let text = if path.is_empty() || path.ends_with('/') {
             validate_prefix(path).map_err(|e| invalid(format!("path {e}")))?;
