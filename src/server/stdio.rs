@@ -347,6 +347,8 @@ where
     F: FnOnce(tokio::io::DuplexStream) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // rmcp drops longer lines without a word: never forward one.
+    let max_message = max_message.clamp(1, rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH - 1);
     let (ours, theirs) = tokio::io::duplex(256 * 1024);
     let (from_rmcp, mut to_rmcp) = tokio::io::split(ours);
     let (tx, mut rx) = mpsc::channel::<String>(1024);
