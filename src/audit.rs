@@ -112,8 +112,9 @@ impl AuditLog {
 }
 
 /// Checks a whole audit file's chain. Returns the number of entries, or the first
-/// broken line (1-based) and why. Non-audit lines (e.g. other stderr output when the
-/// log goes to stderr) are skipped only if they are not JSON objects of type audit.
+/// broken line (1-based) and why. Blank lines are ignored; any other line that is not
+/// an audit entry breaks the chain (in a dedicated file it can only be tampering). To
+/// check entries that went to stderr, keep only the `"type":"audit"` lines first.
 pub fn verify_chain(text: &str) -> Result<usize, (usize, String)> {
     let mut prev = GENESIS.to_string();
     let mut count = 0;
