@@ -6,7 +6,7 @@
 //! resource name, the decision and timings.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -60,17 +60,7 @@ impl AuditLog {
 
     /// Opens (or creates, mode 0600) an audit file and continues its chain.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let prev = match File::open(path) {
-            Ok(f) => BufReader::new(f)
-                .lines()
-                .map_while(Result::ok)
-                .filter(|l| !l.trim().is_empty())
-                .last()
-                .and_then(|l| serde_json::from_str::<Value>(&l).ok())
-                .and_then(|v| v.get("hash").and_then(Value::as_str).map(str::to_string))
-                .unwrap_or_else(|| GENESIS.to_string()),
-            Err(_) => GENESIS.to_string(),
-        };
+        let prev = last_hash(path).unwrap_or_else(|| GENESIS.to_string());
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);
         #[cfg(unix)]
@@ -107,6 +97,40 @@ impl AuditLog {
         match written {
             Ok(()) => *prev = hash,
             Err(e) => tracing::error!("audit log write failed: {e}"),
+        }
+    }
+}
+
+/// The `hash` of the last entry of an existing audit file. Reads only the tail (a
+/// long-lived log is large), growing the window until it holds a whole last line.
+fn last_hash(path: &Path) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        f.seek(SeekFrom::Start(start)).ok()?;
+        let mut buf = Vec::new();
+        (&mut f).take(len - start).read_to_end(&mut buf).ok()?;
+        // Unless we read from the start, the first line may be cut: skip it.
+        let whole = if start == 0 {
+            &buf[..]
+        } else {
+            match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => &buf[i + 1..],
+                None => &[][..],
+            }
+        };
+        let last = whole
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.iter().all(u8::is_ascii_whitespace));
+        match last {
+            Some(line) => {
+                let v: Value = serde_json::from_slice(line).ok()?;
+                return v.get("hash").and_then(Value::as_str).map(str::to_string);
+            }
+            None if start == 0 => return None,
+            None => window = window.saturating_mul(4),
         }
     }
 }
@@ -185,5 +209,28 @@ mod tests {
         let head_cut = lines[1..].join("\n");
         assert_eq!(verify_chain(&head_cut).unwrap_err().0, 1);
         assert!(verify_chain("garbage").is_err());
+    }
+
+    #[test]
+    fn reopening_a_large_log_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path).unwrap();
+        // Well over one 64 KiB read window, with one entry longer than the window.
+        for i in 0..400 {
+            log.record(&event(if i == 399 { "x" } else { "kv.read" }));
+        }
+        let mut long = event("kv.write");
+        long.reason = Some("r".repeat(200 * 1024));
+        log.record(&long);
+        drop(log);
+        AuditLog::open(&path).unwrap().record(&event("kv.list"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(verify_chain(&text), Ok(402));
+        // A blank tail is skipped too.
+        std::fs::write(&path, format!("{text}\n\n")).unwrap();
+        AuditLog::open(&path).unwrap().record(&event("kv.delete"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(verify_chain(&text), Ok(403));
     }
 }
