@@ -105,3 +105,23 @@ fn a_bad_rate_limit_setting_stops_the_server_at_start() {
     };
     assert_eq!(code, Some(2));
 }
+
+#[test]
+fn a_runaway_token_does_not_drain_the_subject_budget() {
+    let mut s = spawn(&[
+        ("MCPVAULT_RATE_LIMIT", "0.01/1"),
+        ("MCPVAULT_SUBJECT_RATE_LIMIT", "0.01/3"),
+    ]);
+    let runaway = token_for(SUBJECT, Some("kv.read"), &[]);
+    assert_allowed(&kv_read(&mut s, &runaway));
+    for _ in 0..10 {
+        let t = kv_read(&mut s, &runaway);
+        assert!(t.starts_with("denied: rate limited (token)"), "{t}");
+    }
+    // The ten refused calls cost the subject nothing: two calls are left.
+    for _ in 0..2 {
+        assert_allowed(&kv_read(&mut s, &token_for(SUBJECT, Some("kv.read"), &[])));
+    }
+    let t = kv_read(&mut s, &token_for(SUBJECT, Some("kv.read"), &[]));
+    assert!(t.starts_with("denied: rate limited (subject)"), "{t}");
+}

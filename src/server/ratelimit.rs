@@ -44,12 +44,19 @@ struct Bucket {
 }
 
 impl Bucket {
-    fn take(&mut self, l: Limit, now: Instant) -> Result<(), f64> {
+    fn full(l: Limit, now: Instant) -> Bucket {
+        Bucket {
+            tokens: l.burst,
+            at: now,
+        }
+    }
+
+    /// Refills for the time passed; `Err(seconds)` until a call is available.
+    fn ready(&mut self, l: Limit, now: Instant) -> Result<(), f64> {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
         self.tokens = (self.tokens + elapsed * l.rate).min(l.burst);
         self.at = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
             Err((1.0 - self.tokens) / l.rate)
@@ -88,28 +95,33 @@ impl RateLimiter {
         ))
     }
 
-    /// Takes one call from both buckets; `Err(message)` when either is empty.
+    /// Takes one call from both buckets; `Err(message)` when either is empty. A call
+    /// refused by one bucket costs the other nothing: a runaway token must not drain
+    /// the subject's budget with calls that are refused anyway.
     pub fn check(&self, token_id: &str) -> Result<(), String> {
         let now = Instant::now();
-        if let Some(l) = self.per_subject {
-            let mut s = self.subject.lock().unwrap_or_else(|e| e.into_inner());
-            let b = s.get_or_insert(Bucket {
-                tokens: l.burst,
-                at: now,
-            });
-            b.take(l, now).map_err(|wait| {
+        // Always subject, then tokens: one lock order.
+        let mut subject = self.subject.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self
+            .per_subject
+            .map(|l| (l, subject.get_or_insert_with(|| Bucket::full(l, now))));
+        if let Some((l, b)) = &mut s {
+            b.ready(*l, now).map_err(|wait| {
                 format!("rate limited (subject): retry in {:.0} ms", wait * 1000.0)
             })?;
         }
-        if let Some(l) = self.per_token {
-            let mut m = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-            let b = m.get_or_insert_mut(token_id.to_string(), || Bucket {
-                tokens: l.burst,
-                at: now,
-            });
-            b.take(l, now).map_err(|wait| {
+        let mut t = self.per_token.map(|l| {
+            let b = tokens.get_or_insert_mut(token_id.to_string(), || Bucket::full(l, now));
+            (l, b)
+        });
+        if let Some((l, b)) = &mut t {
+            b.ready(*l, now).map_err(|wait| {
                 format!("rate limited (token): retry in {:.0} ms", wait * 1000.0)
             })?;
+        }
+        for (_, b) in [s, t].into_iter().flatten() {
+            b.tokens -= 1.0;
         }
         Ok(())
     }
@@ -158,6 +170,19 @@ mod tests {
         assert!(e.starts_with("rate limited (token)"), "{e}");
         // Another token has its own bucket.
         assert!(rl.check("t2").is_ok());
+    }
+
+    #[test]
+    fn a_call_refused_by_its_token_bucket_costs_the_subject_nothing() {
+        let slow = |burst| Some(Limit { rate: 0.001, burst });
+        let rl = RateLimiter::new(slow(1.0), slow(3.0));
+        assert!(rl.check("runaway").is_ok());
+        for _ in 0..10 {
+            assert!(rl.check("runaway").unwrap_err().contains("(token)"));
+        }
+        assert!(rl.check("b").is_ok());
+        assert!(rl.check("c").is_ok());
+        assert!(rl.check("d").unwrap_err().contains("(subject)"));
     }
 
     #[test]
