@@ -170,32 +170,48 @@ def bench_cold(n: int = 20) -> dict:
     return {"runs": n, "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms)}
 
 
-def bench_latency(warm: int = 10, n: int = 2000) -> dict:
+def bench_latency(warm: int = 10, n: int = 2000, block: int = 100) -> dict:
+    """Server and raw HTTP calls alternate in blocks of `block`, so a change in
+    machine load during the run hits both sides alike."""
     s = Server()
+    conn = http_conn()
+    lat: list[float] = []
+    raw: list[float] = []
     try:
         s.initialize()
-        lat = []
-        for i in range(1, warm + n + 1):
-            line = call_line(i)
-            t0 = time.perf_counter()
-            s.write(line)
-            reply = s.readline()
-            dt = time.perf_counter() - t0
-            check_reply(reply, i)
-            if i > warm:
-                lat.append(dt * 1e6)
+        next_id = 1
+
+        def server_calls(count: int, keep: bool) -> None:
+            nonlocal next_id
+            for _ in range(count):
+                i = next_id
+                next_id += 1
+                line = call_line(i)
+                t0 = time.perf_counter()
+                s.write(line)
+                reply = s.readline()
+                dt = time.perf_counter() - t0
+                check_reply(reply, i)
+                if keep:
+                    lat.append(dt * 1e6)
+
+        def raw_calls(count: int, keep: bool) -> None:
+            for _ in range(count):
+                t0 = time.perf_counter()
+                http_get(conn)
+                dt = time.perf_counter() - t0
+                if keep:
+                    raw.append(dt * 1e6)
+
+        server_calls(warm, False)
+        raw_calls(warm, False)
+        for _ in range(n // block):
+            server_calls(block, True)
+            raw_calls(block, True)
     finally:
         s.close()
-    conn = http_conn()
-    raw = []
-    for i in range(warm + n):
-        t0 = time.perf_counter()
-        http_get(conn)
-        dt = time.perf_counter() - t0
-        if i >= warm:
-            raw.append(dt * 1e6)
-    conn.close()
-    out = {"calls": n, "warmup": warm}
+        conn.close()
+    out = {"calls": len(lat), "warmup": warm, "interleaved_block": block}
     for name, xs in (("server_us", lat), ("raw_http_us", raw)):
         out[name] = {f"p{p}": pct(xs, p) for p in (50, 90, 99)}
         out[name]["mean"] = statistics.fmean(xs)
@@ -203,7 +219,7 @@ def bench_latency(warm: int = 10, n: int = 2000) -> dict:
     return out
 
 
-def bench_throughput(per_client: int = 500, warm: int = 10) -> dict:
+def throughput_round(per_client: int, warm: int) -> tuple[float, float]:
     # --- through one server: 16 client threads share one stdin (lock) ---------
     s = Server()
     s.initialize()
@@ -295,9 +311,19 @@ def bench_throughput(per_client: int = 500, warm: int = 10) -> dict:
     if errors:
         raise BenchError("; ".join(errors[:3]))
     raw_cps = CLIENTS * per_client / elapsed_raw
-    return {"clients": CLIENTS, "calls_per_client": per_client,
+    return server_cps, raw_cps
+
+
+def bench_throughput(per_client: int = 250, warm: int = 10, rounds: int = 3) -> dict:
+    """`rounds` rounds, each server then raw HTTP; medians reported (load drift
+    hits both sides alike)."""
+    runs = [throughput_round(per_client, warm) for _ in range(rounds)]
+    server_cps = statistics.median(r[0] for r in runs)
+    raw_cps = statistics.median(r[1] for r in runs)
+    return {"clients": CLIENTS, "calls_per_client": per_client, "rounds": rounds,
             "server_calls_per_s": server_cps, "raw_http_calls_per_s": raw_cps,
-            "ratio": server_cps / raw_cps}
+            "ratio": server_cps / raw_cps,
+            "runs": [{"server": a, "raw_http": b} for a, b in runs]}
 
 
 def bench_rss(n: int = 10_000, window: int = 16) -> dict:
@@ -337,7 +363,8 @@ def main() -> int:
     if "latency" in results:
         l = results["latency"]
         sv, rw, ov = l["server_us"], l["raw_http_us"], l["overhead_us"]
-        print(f"(b) kv.read latency, {l['calls']} sequential calls after {l['warmup']} warm-up, repeated token:")
+        print(f"(b) kv.read latency, {l['calls']} sequential calls after {l['warmup']} warm-up, repeated token"
+              f" (server and raw HTTP interleaved in blocks of {l['interleaved_block']}):")
         w = 34
         print(f"      {'':{w}}{'p50':>10}{'p90':>10}{'p99':>10}")
         for label, row, fmt in (("mcpvault-stdio kv.read (pipe)", sv, ">8.0f"),
@@ -346,10 +373,12 @@ def main() -> int:
             print(f"      {label:{w}}" + "".join(f"{row[k]:{fmt}}us" for k in ("p50", "p90", "p99")))
     if "through" in results:
         t = results["through"]
-        print(f"(c) throughput, {t['clients']} concurrent clients x {t['calls_per_client']} kv.read:")
+        print(f"(c) throughput, {t['clients']} concurrent clients x {t['calls_per_client']} kv.read,"
+              f" median of {t['rounds']} alternating rounds:")
         print(f"      through ONE mcpvault-stdio (one pipe): {t['server_calls_per_s']:8.0f} calls/s")
         print(f"      raw HTTP, {t['clients']} kept-alive connections:  {t['raw_http_calls_per_s']:8.0f} calls/s")
-        print(f"      ratio server/raw: {t['ratio']:.2f}")
+        print(f"      ratio server/raw: {t['ratio']:.2f}   (rounds: "
+              + ", ".join("%.0f/%.0f" % (r["server"], r["raw_http"]) for r in t["runs"]) + ")")
     if "rss" in results:
         r = results["rss"]
         print(f"(d) memory after {r['calls']} kv.read calls ({r['in_flight']} in flight):")
