@@ -20,13 +20,20 @@
 //!   foreign functions), and their literals stay small.
 //!
 //! Anything the walker does not understand is rejected: it fails closed.
+//!
+//! The same walk reads what the verifier needs from the authority block (tools,
+//! issuer, subject, depth cap, resources) and the earliest TTL, so a first sight
+//! needs one Datalog run (the decision), not one per query.
 
 use std::collections::{HashMap, HashSet};
 
+use biscuit_auth::datalog::SymbolTable;
+
 /// Upper bound on `sum(combinations x (1 + ops))` over all rules and check queries.
-/// Tokens we mint cost well under 1 000 (every body predicate names a fact the
-/// verifier supplies once); the bound keeps a crafted token to a few milliseconds.
-pub const COST_BUDGET: u64 = 20_000;
+/// Tokens we mint cost about 30 plus 40 per attenuation block (about 1 200 at the
+/// hard cap of 32 blocks): every body predicate names a fact the verifier supplies
+/// once. The bound keeps a crafted token to a few milliseconds.
+pub const COST_BUDGET: u64 = 5_000;
 /// Elements of one literal (set, array, map, nested included) in a holder's block.
 pub const MAX_LITERAL_ELEMENTS: usize = 256;
 /// Bytes of one string or byte literal in a holder's block.
@@ -36,6 +43,31 @@ const MAX_NESTING: u32 = 32;
 /// Facts the verifier adds to every request (time, requested_tool, request_kind,
 /// requested_resource, depth), with room to spare.
 const VERIFIER_FACTS: u64 = 8;
+
+/// What the walk found in an acceptable token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    /// Blocks, authority included.
+    pub blocks: usize,
+    /// The authority block's facts, or `None` when it has rules (then what it grants
+    /// can only be read by running Datalog).
+    pub authority: Option<AuthorityFacts>,
+    /// The earliest `check if time($t), $t < DATE` of any block (seconds since epoch).
+    pub expiry: Option<u64>,
+    /// The worst-case evaluation cost (at most [`COST_BUDGET`]).
+    pub cost: u64,
+}
+
+/// Facts of the authority block the verifier reads, in block order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorityFacts {
+    pub tools: Vec<String>,
+    pub tool_wildcards: Vec<String>,
+    pub issuers: Vec<String>,
+    pub subjects: Vec<String>,
+    pub max_delegation_depths: Vec<i64>,
+    pub resources: Vec<(String, String)>,
+}
 
 /// Why a token's shape was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,14 +204,58 @@ fn varint_field(msg: &[u8], want: u64) -> Result<Option<u64>, ShapeError> {
     Ok(out)
 }
 
-/// A rule or check query: body predicate names and expression op count.
+/// A term reduced to what the walk needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scalar {
+    Var(u64),
+    Int(i64),
+    Str(u64),
+    Date(u64),
+    Other,
+}
+
+/// A top-level expression op reduced to what the walk needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Value(Scalar),
+    Binary(u64),
+    Other,
+}
+
+const OP_LESS_THAN: u64 = 0;
+
+/// A rule or check query: body predicates, top-level expression ops, op count.
 struct Query {
-    body: Vec<u64>,
+    body: Vec<(u64, Vec<Scalar>)>,
+    expressions: Vec<Vec<OpKind>>,
     ops: u64,
+}
+
+impl Query {
+    /// `time($t), $t < DATE` (MCPVault's and our TTL check): the date.
+    fn expiry(&self, time: u64) -> Option<u64> {
+        match (self.body.as_slice(), self.expressions.as_slice()) {
+            ([(name, terms)], [ops]) if *name == time => match (terms.as_slice(), ops.as_slice()) {
+                (
+                    [Scalar::Var(v)],
+                    [OpKind::Value(Scalar::Var(w)), OpKind::Value(Scalar::Date(d)), OpKind::Binary(OP_LESS_THAN)],
+                ) if v == w => Some(*d),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 #[derive(Default)]
 struct Tally {
+    /// Symbols of all blocks, in order (first-party blocks share one table).
+    symbols: Vec<String>,
+    /// Authority-block facts: name and terms.
+    authority_facts: Vec<(u64, Vec<Scalar>)>,
+    authority_rules: bool,
+    /// Dates of single-query TTL checks.
+    expiries: Vec<u64>,
     /// Facts per predicate name (symbol id) over all blocks.
     facts: HashMap<u64, u64>,
     facts_total: u64,
@@ -225,7 +301,7 @@ fn blocks(token: &[u8]) -> Result<(Vec<&[u8]>, bool), ShapeError> {
 
 /// Checks a serialized token's shape and worst-case evaluation cost. `max_facts` is
 /// the verifier's run limit on facts.
-pub fn check(token: &[u8], max_facts: u64) -> Result<(), ShapeError> {
+pub fn check(token: &[u8], max_facts: u64) -> Result<Shape, ShapeError> {
     let (blocks, third_party) = blocks(token)?;
     if third_party {
         return Err(ShapeError::Unsupported(
@@ -234,7 +310,7 @@ pub fn check(token: &[u8], max_facts: u64) -> Result<(), ShapeError> {
     }
     let mut tally = Tally::default();
     for (i, block) in blocks.iter().enumerate() {
-        read_block(block, i > 0, &mut tally)?;
+        read_block(block, i, &mut tally)?;
     }
     let total = tally.facts_total.saturating_add(VERIFIER_FACTS);
     if total > max_facts {
@@ -257,7 +333,7 @@ pub fn check(token: &[u8], max_facts: u64) -> Result<(), ShapeError> {
         .map(|q| {
             q.body
                 .iter()
-                .map(candidates)
+                .map(|(name, _)| candidates(name))
                 .fold(1u64, u64::saturating_mul)
                 .saturating_mul(1 + q.ops)
         })
@@ -267,44 +343,121 @@ pub fn check(token: &[u8], max_facts: u64) -> Result<(), ShapeError> {
             "worst-case evaluation cost {cost} exceeds {COST_BUDGET}"
         )));
     }
-    Ok(())
+    let authority = if tally.authority_rules {
+        None
+    } else {
+        Some(authority_facts(&tally)?)
+    };
+    Ok(Shape {
+        blocks: blocks.len(),
+        authority,
+        expiry: tally.expiries.iter().copied().min(),
+        cost,
+    })
 }
 
-fn read_block(block: &[u8], holder: bool, tally: &mut Tally) -> Result<(), ShapeError> {
+/// Resolves the authority block's facts. A known predicate with the right arity but
+/// the wrong term types is malformed (Datalog queries would fail on it too).
+fn authority_facts(tally: &Tally) -> Result<AuthorityFacts, ShapeError> {
+    let table = SymbolTable::from(tally.symbols.clone())
+        .map_err(|_| ShapeError::Malformed("symbol table overlaps the defaults"))?;
+    let sym = |id: u64| -> Result<String, ShapeError> {
+        table
+            .get_symbol(id)
+            .map(str::to_string)
+            .ok_or(ShapeError::Malformed("unknown symbol"))
+    };
+    let wrong = ShapeError::Malformed("authority fact with unexpected term types");
+    let mut out = AuthorityFacts::default();
+    for (name, terms) in &tally.authority_facts {
+        let name = sym(*name)?;
+        let list = match name.as_str() {
+            "tool" => &mut out.tools,
+            "tool_wildcard" => &mut out.tool_wildcards,
+            "issuer" => &mut out.issuers,
+            "subject" => &mut out.subjects,
+            "max_delegation_depth" => {
+                if let [t] = terms.as_slice() {
+                    match t {
+                        Scalar::Int(i) => out.max_delegation_depths.push(*i),
+                        _ => return Err(wrong),
+                    }
+                }
+                continue;
+            }
+            "resource" => {
+                if let [k, p] = terms.as_slice() {
+                    match (k, p) {
+                        (Scalar::Str(k), Scalar::Str(p)) => {
+                            out.resources.push((sym(*k)?, sym(*p)?))
+                        }
+                        _ => return Err(wrong),
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        if let [t] = terms.as_slice() {
+            match t {
+                Scalar::Str(id) => list.push(sym(*id)?),
+                _ => return Err(wrong),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_block(block: &[u8], index: usize, tally: &mut Tally) -> Result<(), ShapeError> {
+    let holder = index > 0;
+    let time = SymbolTable::new().get("time").unwrap_or(5);
     let mut r = Reader::new(block);
     while let Some((field, wire)) = r.next()? {
         let Wire::Bytes(b) = wire else {
             continue; // version
         };
         match field {
-            1 if holder && b.len() > MAX_LITERAL_BYTES => {
-                return Err(ShapeError::Unsupported(format!(
-                    "a string longer than {MAX_LITERAL_BYTES} bytes in an attenuation block"
-                )));
+            1 => {
+                if holder && b.len() > MAX_LITERAL_BYTES {
+                    return Err(ShapeError::Unsupported(format!(
+                        "a string longer than {MAX_LITERAL_BYTES} bytes in an attenuation block"
+                    )));
+                }
+                let s = std::str::from_utf8(b).map_err(|_| BAD)?;
+                tally.symbols.push(s.to_string());
             }
             4 => {
                 // Fact { predicate = 1 }
-                let mut name = None;
+                let mut pred = None;
                 each(b, 1, |p| {
-                    name = Some(read_predicate(p, holder)?);
+                    pred = Some(read_predicate(p, holder)?);
                     Ok(())
                 })?;
-                let name = name.ok_or(BAD)?;
+                let (name, terms) = pred.ok_or(BAD)?;
                 *tally.facts.entry(name).or_default() += 1;
+                if !holder {
+                    tally.authority_facts.push((name, terms));
+                }
                 tally.facts_total += 1;
             }
             5 => {
                 let (head, q) = read_rule(b, holder)?;
                 tally.heads.insert(head.ok_or(BAD)?);
                 tally.rules.push(q);
+                tally.authority_rules |= !holder;
             }
             6 => {
-                // Check { queries = 1 (Rule), kind = 2 }
+                // Check { queries = 1 (Rule), kind = 2 (One, All, Reject) }
+                let first = tally.queries.len();
                 each(b, 1, |rule| {
                     let (_, q) = read_rule(rule, holder)?;
                     tally.queries.push(q);
                     Ok(())
                 })?;
+                let reject = varint_field(b, 2)? == Some(2);
+                if let (false, [q]) = (reject, &tally.queries[first..]) {
+                    tally.expiries.extend(q.expiry(time));
+                }
             }
             _ => {}
         }
@@ -317,16 +470,22 @@ fn read_rule(rule: &[u8], holder: bool) -> Result<(Option<u64>, Query), ShapeErr
     let mut head = None;
     let mut q = Query {
         body: Vec::new(),
+        expressions: Vec::new(),
         ops: 0,
     };
     let mut r = Reader::new(rule);
     while let Some((field, wire)) = r.next()? {
         match (field, wire) {
-            (1, Wire::Bytes(p)) => head = Some(read_predicate(p, holder)?),
+            (1, Wire::Bytes(p)) => head = Some(read_predicate(p, holder)?.0),
             (2, Wire::Bytes(p)) => q.body.push(read_predicate(p, holder)?),
             (3, Wire::Bytes(e)) => {
                 // Expression { ops = 1 }
-                each(e, 1, |op| read_op(op, holder, &mut q.ops, 0))?;
+                let mut kinds = Vec::new();
+                each(e, 1, |op| {
+                    kinds.push(op_kind(op)?);
+                    read_op(op, holder, &mut q.ops, 0)
+                })?;
+                q.expressions.push(kinds);
             }
             (1..=3, _) => return Err(BAD),
             _ => {}
@@ -335,13 +494,49 @@ fn read_rule(rule: &[u8], holder: bool) -> Result<(Option<u64>, Query), ShapeErr
     Ok((head, q))
 }
 
-/// Predicate { name = 1, terms = 2 }: returns the name.
-fn read_predicate(p: &[u8], holder: bool) -> Result<u64, ShapeError> {
+/// Predicate { name = 1, terms = 2 }: the name and the terms.
+fn read_predicate(p: &[u8], holder: bool) -> Result<(u64, Vec<Scalar>), ShapeError> {
     let name = varint_field(p, 1)?.ok_or(BAD)?;
-    if holder {
-        each(p, 2, |t| read_term(t, &mut 0, 0))?;
+    let mut terms = Vec::new();
+    each(p, 2, |t| {
+        terms.push(scalar(t)?);
+        if holder {
+            read_term(t, &mut 0, 0)?;
+        }
+        Ok(())
+    })?;
+    Ok((name, terms))
+}
+
+/// Term { variable = 1, integer = 2, string = 3, date = 4, ... }. Integers are
+/// two's complement varints (proto `int64`).
+fn scalar(t: &[u8]) -> Result<Scalar, ShapeError> {
+    let mut r = Reader::new(t);
+    let mut out = Scalar::Other;
+    while let Some((field, wire)) = r.next()? {
+        out = match (field, wire) {
+            (1, Wire::Varint(v)) => Scalar::Var(v),
+            (2, Wire::Varint(v)) => Scalar::Int(v as i64),
+            (3, Wire::Varint(v)) => Scalar::Str(v),
+            (4, Wire::Varint(v)) => Scalar::Date(v),
+            _ => Scalar::Other,
+        };
     }
-    Ok(name)
+    Ok(out)
+}
+
+/// Op { value = 1 (Term), unary = 2, Binary = 3 (OpBinary { kind = 1 }), closure = 4 }.
+fn op_kind(op: &[u8]) -> Result<OpKind, ShapeError> {
+    let mut r = Reader::new(op);
+    let mut out = OpKind::Other;
+    while let Some((field, wire)) = r.next()? {
+        out = match (field, wire) {
+            (1, Wire::Bytes(t)) => OpKind::Value(scalar(t)?),
+            (3, Wire::Bytes(b)) => varint_field(b, 1)?.map_or(OpKind::Other, OpKind::Binary),
+            _ => OpKind::Other,
+        };
+    }
+    Ok(out)
 }
 
 /// Op { value = 1 (Term), unary = 2, Binary = 3, closure = 4 }.

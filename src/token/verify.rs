@@ -1,9 +1,10 @@
-//! Request authorization with a bounded cache.
+//! Request authorization with bounded caches.
 //!
-//! Order of work, cheapest rejection first: size cap, base64, parse, signature chain
-//! (cached per token), revocation, delegation depth, subject, then Datalog with the
-//! request facts. Datalog runs under explicit limits so a hostile token cannot make a
-//! call slow.
+//! Order of work, cheapest rejection first: size cap, base64, static cost bound and
+//! authority facts (`bounds`), parse, block cap, signature chain (all cached per
+//! token), revocation, delegation depth, subject, then Datalog with the request facts
+//! (cached per token, request and second). Datalog runs only on tokens whose
+//! worst-case cost is bounded, and under explicit run limits as a backstop.
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
@@ -16,10 +17,9 @@ use biscuit_auth::error::{FailedCheck, Logic, Token as BiscuitError};
 use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
 use lru::LruCache;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
-use super::bounds::{self, ShapeError};
-use super::encoding::decode_token;
+use super::bounds::{self, AuthorityFacts, ShapeError};
+use super::encoding::{decode_token, MAX_TOKEN_BYTES};
 use super::error::Denial;
 use super::scope::ResourceKind;
 
@@ -172,6 +172,8 @@ impl From<Denial> for FirstSightError {
 
 /// A token whose signature chain has been checked, with its static facts extracted.
 struct Verified {
+    /// Unique per first sight: the decision cache's handle on this token.
+    id: u64,
     biscuit: Biscuit,
     revocation_ids: Vec<Vec<u8>>,
     facts: AuthorizedFacts,
@@ -179,8 +181,10 @@ struct Verified {
     defect: Option<Denial>,
 }
 
+static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
+
 type DecisionKey = (
-    [u8; 32],
+    u64,
     String,
     Option<(ResourceKind, String)>,
     Option<String>,
@@ -192,10 +196,12 @@ pub struct Verifier {
     roots: Vec<PublicKey>,
     config: VerifierConfig,
     policy: AuthorizerBuilder,
-    /// First-sight outcomes by token hash. Deterministic rejections (bad signature,
-    /// malformed) are kept too, so replaying a rejected token costs a hash, not a
-    /// signature check; run-limit rejections are not kept (they depend on load).
-    tokens: Mutex<LruCache<[u8; 32], FirstSight>>,
+    /// First-sight outcomes by token text (hashed, then compared in full, so a hit
+    /// is the very same token). Deterministic rejections (bad signature, malformed,
+    /// over the cost bound) are kept too, so replaying a rejected token costs a
+    /// lookup, not a signature check; run-limit rejections are not kept (they can
+    /// depend on load).
+    tokens: Mutex<LruCache<Box<str>, FirstSight>>,
     decisions: Mutex<LruCache<DecisionKey, Result<(), Denial>>>,
 }
 
@@ -228,9 +234,15 @@ impl Verifier {
         req: &Request<'_>,
         revoked: &RevocationSet,
     ) -> Result<AuthorizedFacts, Denial> {
-        let bytes = decode_token(token)?;
-        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-        let verified = self.verified(&bytes, hash)?;
+        let text = token.trim();
+        if text.is_empty() {
+            return Err(Denial::NoToken);
+        }
+        if text.len() > MAX_TOKEN_BYTES {
+            // Before hashing or caching anything.
+            return Err(decode_token(text).err().unwrap_or(Denial::NoToken));
+        }
+        let verified = self.verified(text)?;
         if let Some(d) = &verified.defect {
             return Err(d.clone());
         }
@@ -267,7 +279,7 @@ impl Verifier {
         // Biscuit dates have one-second resolution, so for the same token, request,
         // revocation set and second the Datalog outcome cannot differ: reuse it.
         let key: DecisionKey = (
-            hash,
+            verified.id,
             req.tool.to_string(),
             req.resource.map(|r| (r.kind, r.value.to_string())),
             req.subject.map(str::to_string),
@@ -294,16 +306,17 @@ impl Verifier {
         self.decisions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn verified(&self, bytes: &[u8], hash: [u8; 32]) -> Result<Arc<Verified>, Denial> {
+    fn verified(&self, text: &str) -> Result<Arc<Verified>, Denial> {
         if let Some(v) = self
             .tokens
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
+            .get(text)
         {
             return v.clone();
         }
-        let (v, keep) = match self.first_sight(bytes) {
+        let bytes = decode_token(text)?;
+        let (v, keep) = match self.first_sight(&bytes) {
             Ok(v) => (Ok(Arc::new(v)), true),
             Err(FirstSightError {
                 denial,
@@ -314,7 +327,7 @@ impl Verifier {
             self.tokens
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .put(hash, v.clone());
+                .put(text.into(), v.clone());
         }
         v
     }
@@ -322,6 +335,21 @@ impl Verifier {
     /// Everything about a token that does not depend on the request, cheapest
     /// rejection first; Datalog runs only once the static cost bound holds.
     fn first_sight(&self, bytes: &[u8]) -> Result<Verified, FirstSightError> {
+        // The walk is linear in the (capped) size and reads no signature.
+        let shape = bounds::check(bytes, self.config.limits.max_facts).map_err(|e| match e {
+            ShapeError::Malformed(m) => Denial::Malformed(m.to_string()),
+            ShapeError::Unsupported(m) => Denial::Malformed(m),
+            ShapeError::TooCostly(_) => Denial::LimitExceeded,
+        })?;
+        let depth = shape.blocks.saturating_sub(1);
+        if depth > HARD_MAX_DELEGATION_DEPTH as usize {
+            // Before the signature chain: its cost grows with the block count.
+            return Err(Denial::DelegationTooDeep(format!(
+                "{depth} attenuation blocks, more than any token may have \
+                 ({HARD_MAX_DELEGATION_DEPTH})"
+            ))
+            .into());
+        }
         let unverified =
             UnverifiedBiscuit::from(bytes).map_err(|e| Denial::Malformed(short(&e)))?;
         if unverified
@@ -331,32 +359,24 @@ impl Verifier {
         {
             return Err(Denial::Malformed("third-party blocks are not accepted".into()).into());
         }
-        let depth = unverified.block_count().saturating_sub(1);
-        if depth > HARD_MAX_DELEGATION_DEPTH as usize {
-            // Before the signature chain: its cost grows with the block count.
-            return Err(Denial::DelegationTooDeep(format!(
-                "{depth} attenuation blocks, more than any token may have \
-                 ({HARD_MAX_DELEGATION_DEPTH})"
-            ))
-            .into());
+        let biscuit = match self.roots.as_slice() {
+            [one] => unverified.verify(*one).ok(),
+            roots => roots
+                .iter()
+                .find_map(|pk| unverified.clone().verify(*pk).ok()),
         }
-        bounds::check(bytes, self.config.limits.max_facts).map_err(|e| match e {
-            ShapeError::Malformed(m) => Denial::Malformed(m.to_string()),
-            ShapeError::Unsupported(m) => Denial::Malformed(m),
-            ShapeError::TooCostly(_) => Denial::LimitExceeded,
-        })?;
-        let biscuit = self
-            .roots
-            .iter()
-            .find_map(|pk| unverified.clone().verify(*pk).ok())
-            .ok_or(Denial::BadSignature)?;
-        // A run limit hit here may depend on load (time): do not remember it.
-        let (facts, defect) =
-            extract_facts(&biscuit, &self.config).map_err(|denial| FirstSightError {
+        .ok_or(Denial::BadSignature)?;
+        let authority = match shape.authority {
+            Some(a) => a,
+            // A run limit hit here may depend on load (time): do not remember it.
+            None => query_authority(&biscuit, &self.config).map_err(|denial| FirstSightError {
                 deterministic: denial != Denial::LimitExceeded,
                 denial,
-            })?;
+            })?,
+        };
+        let (facts, defect) = authorized_facts(authority, &biscuit, shape.expiry, &self.config);
         Ok(Verified {
+            id: NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed),
             revocation_ids: biscuit.revocation_identifiers(),
             biscuit,
             facts,
@@ -445,56 +465,65 @@ fn classify(e: BiscuitError, req: &Request<'_>, req_depth: u32) -> Denial {
     }
 }
 
-/// Reads the authority facts once per token. Runs under the same limits.
-fn extract_facts(
-    biscuit: &Biscuit,
-    config: &VerifierConfig,
-) -> Result<(AuthorizedFacts, Option<Denial>), Denial> {
+/// Reads the authority facts with Datalog queries: only for authority blocks with
+/// rules (what they grant can only be known by running them). Same limits.
+fn query_authority(biscuit: &Biscuit, config: &VerifierConfig) -> Result<AuthorityFacts, Denial> {
     let mut a = AuthorizerBuilder::new()
         .set_limits(config.limits.clone())
         .build(biscuit)
-        .map_err(|e| match e {
-            BiscuitError::RunLimit(_) => Denial::LimitExceeded,
-            e => Denial::Malformed(short(&e)),
-        })?;
-    let q = |a: &mut biscuit_auth::Authorizer, rule: &str| -> Result<Vec<String>, Denial> {
+        .map_err(query_error)?;
+    let mut q = |rule: &str| -> Result<Vec<String>, Denial> {
         let rows: Vec<(String,)> = a.query(rule).map_err(query_error)?;
-        let mut v: Vec<String> = rows.into_iter().map(|(s,)| s).collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
+        Ok(rows.into_iter().map(|(s,)| s).collect())
     };
-    let tools = q(&mut a, "data($n) <- tool($n)")?;
-    let wildcard = q(&mut a, "data($w) <- tool_wildcard($w)")?;
-    let issuers = q(&mut a, "data($i) <- issuer($i)")?;
-    let subjects = q(&mut a, "data($s) <- subject($s)")?;
+    let tools = q("data($n) <- tool($n)")?;
+    let tool_wildcards = q("data($w) <- tool_wildcard($w)")?;
+    let issuers = q("data($i) <- issuer($i)")?;
+    let subjects = q("data($s) <- subject($s)")?;
     let caps: Vec<(i64,)> = a
         .query("data($m) <- max_delegation_depth($m)")
         .map_err(query_error)?;
     let resources: Vec<(String, String)> = a
         .query("data($k, $p) <- resource($k, $p)")
         .map_err(query_error)?;
+    Ok(AuthorityFacts {
+        tools,
+        tool_wildcards,
+        issuers,
+        subjects,
+        max_delegation_depths: caps.into_iter().map(|(m,)| m).collect(),
+        resources,
+    })
+}
 
-    let mut defect = None;
-    if subjects.len() > 1 {
-        defect = Some(Denial::WrongSubject("token names several subjects".into()));
-    }
+/// What callers see of a token, from its authority facts; and an authority-block
+/// defect that denies every request (several subjects).
+fn authorized_facts(
+    a: AuthorityFacts,
+    biscuit: &Biscuit,
+    expiry: Option<u64>,
+    config: &VerifierConfig,
+) -> (AuthorizedFacts, Option<Denial>) {
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v.dedup();
+        v
+    };
+    let subjects = sorted(a.subjects);
+    let defect =
+        (subjects.len() > 1).then(|| Denial::WrongSubject("token names several subjects".into()));
     // The tightest cap stated in the authority block, else the server default.
     // The depth itself is never read from the token: it is the block count.
-    let cap = caps
+    let cap = a
+        .max_delegation_depths
         .iter()
-        .map(|(m,)| (*m).clamp(0, i64::from(u32::MAX)) as u32)
+        .map(|m| (*m).clamp(0, i64::from(u32::MAX)) as u32)
         .min()
         .unwrap_or(config.default_max_depth);
-    let mut resources: Vec<String> = resources
-        .into_iter()
-        .map(|(k, p)| format!("{k}:{p}"))
-        .collect();
-    resources.sort();
     let facts = AuthorizedFacts {
-        tools,
-        tool_wildcard: wildcard.iter().any(|w| w == "*"),
-        issuer: issuers.into_iter().next(),
+        tools: sorted(a.tools),
+        tool_wildcard: a.tool_wildcards.iter().any(|w| w == "*"),
+        issuer: sorted(a.issuers).into_iter().next(),
         subject: if subjects.len() == 1 {
             subjects.into_iter().next()
         } else {
@@ -502,15 +531,20 @@ fn extract_facts(
         },
         delegation_depth: (biscuit.block_count().saturating_sub(1)) as u32,
         max_delegation_depth: cap,
-        expires_at: earliest_expiry(biscuit),
-        resources,
+        expires_at: expiry.map(rfc3339),
+        resources: sorted(
+            a.resources
+                .into_iter()
+                .map(|(k, p)| format!("{k}:{p}"))
+                .collect(),
+        ),
         revocation_ids: biscuit
             .revocation_identifiers()
             .iter()
             .map(hex::encode)
             .collect(),
     };
-    Ok((facts, defect))
+    (facts, defect)
 }
 
 fn query_error(e: BiscuitError) -> Denial {
@@ -520,26 +554,37 @@ fn query_error(e: BiscuitError) -> Denial {
     }
 }
 
-/// The earliest `check if time($t), $t < DATE` in any block. Informational only:
-/// enforcement is the Datalog check itself. RFC 3339 UTC strings of equal shape
-/// compare correctly as text.
-pub(crate) fn earliest_expiry(biscuit: &Biscuit) -> Option<String> {
-    (0..biscuit.block_count())
-        .filter_map(|i| biscuit.print_block_source(i).ok())
-        .flat_map(|src| {
-            src.lines()
-                .filter_map(|l| {
-                    let rest = l.trim().strip_prefix("check if time($t), $t < ")?;
-                    let date = rest.trim_end_matches(';').trim();
-                    // Only a printed date (`2030-01-01T00:00:00Z`), not another term.
-                    let shaped = date.len() == 20
-                        && date.ends_with('Z')
-                        && date
-                            .bytes()
-                            .all(|b| b.is_ascii_digit() || b"-:TZ".contains(&b));
-                    shaped.then(|| date.to_string())
-                })
-                .collect::<Vec<_>>()
-        })
-        .min()
+/// RFC 3339 UTC (`2031-11-21T05:06:44Z`), as Biscuit prints dates.
+pub(crate) fn rfc3339(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn dates_print_like_biscuit() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_953_004_004), "2031-11-21T05:06:44Z");
+        assert_eq!(rfc3339(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
 }
