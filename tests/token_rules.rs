@@ -932,3 +932,33 @@ fn inspect_lists_blocks_without_verifying() {
     let bytes = decode_token(&t3).unwrap();
     assert_eq!(UnverifiedBiscuit::from(&bytes).unwrap().block_count(), 3);
 }
+
+/// An issuer's own rules in the authority block are honoured (their facts are read
+/// by running Datalog rather than by the protobuf walk).
+#[test]
+fn authority_rules_are_evaluated() {
+    let kp = KeyPair::new();
+    let issuer = mcpvault::token::KeyFile {
+        private_key: hex::encode(kp.private().to_bytes()),
+        public_key: hex::encode(kp.public().to_bytes()),
+    };
+    let b = biscuit_auth::Biscuit::builder()
+        .code(
+            r#"tool("kv.read"); subject("agentA"); max_delegation_depth(1);
+               tool("kv.list") <- tool("kv.read");"#,
+        )
+        .unwrap()
+        .build(&kp)
+        .unwrap();
+    let t = encode_token(&b.to_vec().unwrap());
+    let v = verifier(&[&issuer]);
+    let facts = check(&v, &t, &req("kv.list")).unwrap();
+    assert_eq!(facts.tools, vec!["kv.list", "kv.read"]);
+    assert_eq!(facts.subject.as_deref(), Some("agentA"));
+    assert_eq!(facts.max_delegation_depth, 1);
+    assert!(!allowed(&v, &t, "kv.write"));
+    assert!(matches!(
+        check(&v, &plain_block(&plain_block(&t)), &req("kv.read")),
+        Err(Denial::DelegationTooDeep(_))
+    ));
+}
