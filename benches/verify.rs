@@ -101,15 +101,19 @@ fn bench_depths(c: &mut Criterion) {
     }
 }
 
-/// What MCPVault does per call (parse + signature chain + authorizer, no cache), on
-/// a token shaped like its bench's (five empty attenuation blocks).
+/// What MCPVault's `BiscuitProvider::verify` does per call (parse + signature chain,
+/// revocation scan, authorizer with `time` and `requested_tool`, authorize, then seven
+/// fact queries; no cache), on a token shaped like its bench's (five empty
+/// attenuation blocks). Our first sight of the same token is measured beside it.
 fn bench_mcpvault_style(c: &mut Criterion) {
+    use std::collections::{HashMap, HashSet};
     let k = token::generate_keypair();
     let root = token::parse_public_keys(&k.public_key).unwrap()[0];
     let mut t = token::mint(
         &k,
         &MintSpec {
             tools: Some(token::parse_tools("bench_tool").unwrap()),
+            subject: Some("bench-agent".into()),
             max_delegation_depth: 10,
             ..MintSpec::default()
         },
@@ -119,35 +123,68 @@ fn bench_mcpvault_style(c: &mut Criterion) {
         t = token::attenuate(&t, None, &AttenuateSpec::default()).unwrap();
     }
     let bytes = decode_token(&t).unwrap();
+    let revoked: HashSet<Vec<u8>> = HashSet::new();
     c.bench_function("mcpvault_style_no_cache/depth5", |b| {
         b.iter(|| {
+            use biscuit_auth::builder::Term;
             let biscuit = Biscuit::from(black_box(&bytes), root).unwrap();
-            let mut a = AuthorizerBuilder::new()
-                .time()
-                .fact(biscuit_auth::builder::fact(
-                    "requested_tool",
-                    &[biscuit_auth::builder::string("bench_tool")],
-                ))
+            for id in biscuit.revocation_identifiers() {
+                assert!(!revoked.contains(&id));
+            }
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()
-                .code(r#"allow if tool($n), requested_tool($n); allow if tool_wildcard("*"); deny if true;"#)
+                .as_secs();
+            let mut a = AuthorizerBuilder::new()
+                .code_with_params(
+                    "time({t});",
+                    HashMap::from([("t".to_string(), Term::Date(now))]),
+                    HashMap::new(),
+                )
+                .unwrap()
+                .code_with_params(
+                    "requested_tool({tool});",
+                    HashMap::from([("tool".to_string(), Term::Str("bench_tool".into()))]),
+                    HashMap::new(),
+                )
+                .unwrap()
+                .code(r#"allow if tool($name), requested_tool($name); allow if tool_wildcard("*"); deny if true;"#)
                 .unwrap()
                 .build(&biscuit)
                 .unwrap();
-            black_box(a.authorize().is_ok())
+            a.authorize().unwrap();
+            let tools: Vec<(String,)> = a.query("q($n) <- tool($n)").unwrap_or_default();
+            let w: Vec<(String,)> = a.query("q($w) <- tool_wildcard($w)").unwrap_or_default();
+            let ops: Vec<(String, String)> =
+                a.query("q($t, $o) <- operation($t, $o)").unwrap_or_default();
+            let limits: Vec<(String, String, i64)> = a
+                .query("q($t, $k, $m) <- resource_limit($t, $k, $m)")
+                .unwrap_or_default();
+            let depths: Vec<(i64,)> = a.query("q($d) <- delegation_depth($d)").unwrap_or_default();
+            let issuers: Vec<(String,)> = a.query("q($i) <- issuer($i)").unwrap_or_default();
+            let subjects: Vec<(String,)> = a.query("q($s) <- subject($s)").unwrap_or_default();
+            black_box((tools, w, ops, limits, depths, issuers, subjects))
         })
     });
+    // One list for the whole run: a new list is a new generation, which (by design)
+    // invalidates cached decisions.
+    let none = RevocationSet::empty();
     let req = Request {
         tool: "bench_tool",
         resource: None,
-        subject: None,
+        subject: Some("bench-agent"),
         now: SystemTime::now(),
     };
     c.bench_function("first_sight/mcpvault_shape_depth5", |b| {
         b.iter_batched(
             || verifier(&k),
-            |v| black_box(v.authorize(&t, &req, &RevocationSet::empty())).is_ok(),
+            |v| black_box(v.authorize(&t, &req, &none)).is_ok(),
             BatchSize::SmallInput,
         )
+    });
+    let v = verifier(&k);
+    c.bench_function("cached/mcpvault_shape_depth5", |b| {
+        b.iter(|| black_box(v.authorize(&t, &req, &none)).is_ok())
     });
 }
 
@@ -200,7 +237,25 @@ fn bench_explode(c: &mut Criterion) {
                 &(facts("f", 45) + &facts("g", 30) + "x($a, $b) <- f($a), g($b);"),
             ),
         ),
+        // The most a token can cost while passing the static bound: a 3 600-fact join
+        // in one rule iteration (then the run limit on facts), and a check scanning
+        // 1 225 combinations with 3 ops each.
+        (
+            "explode/at_budget_rule",
+            append_raw(
+                &base,
+                &(facts("f", 60) + &facts("g", 60) + "x($a, $b) <- f($a), g($b);"),
+            ),
+        ),
+        (
+            "explode/at_budget_check",
+            append_raw(
+                &base,
+                &(facts("f", 34) + &facts("g", 34) + "check if f($a), g($b), $a < 0;"),
+            ),
+        ),
     ];
+    let none = RevocationSet::empty();
     let r = Request {
         tool: "x",
         resource: None,
@@ -208,16 +263,20 @@ fn bench_explode(c: &mut Criterion) {
         now: SystemTime::now(),
     };
     for (name, t) in &cases {
-        let d = verifier(&k).authorize(t, &r, &RevocationSet::empty());
+        let d = verifier(&k).authorize(t, &r, &none);
+        // Refused, or (at_budget_check) evaluated in full and denied by its check.
         assert!(
-            matches!(d, Err(Denial::LimitExceeded) | Err(Denial::Malformed(_))),
+            matches!(
+                d,
+                Err(Denial::LimitExceeded | Denial::Malformed(_) | Denial::ToolNotGranted(_))
+            ),
             "{name}: {d:?}"
         );
         eprintln!("{name}: {} bytes, {d:?}", t.len());
         c.bench_function(name, |b| {
             b.iter_batched(
                 || verifier(&k),
-                |v| black_box(v.authorize(t, &r, &RevocationSet::empty())).is_err(),
+                |v| black_box(v.authorize(t, &r, &none)).is_err(),
                 BatchSize::SmallInput,
             )
         });
@@ -225,9 +284,9 @@ fn bench_explode(c: &mut Criterion) {
     // Replaying a rejected token to the same verifier: the rejection is cached.
     let v = verifier(&k);
     let t = &cases[0].1;
-    let _ = v.authorize(t, &r, &RevocationSet::empty());
+    let _ = v.authorize(t, &r, &none);
     c.bench_function("explode/3000_facts_cross_join_replayed", |b| {
-        b.iter(|| black_box(v.authorize(t, &r, &RevocationSet::empty())).is_err())
+        b.iter(|| black_box(v.authorize(t, &r, &none)).is_err())
     });
 }
 
