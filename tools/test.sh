@@ -154,7 +154,7 @@ declare -a EXTRA_LINES=()
 # pytest's last line: "5 passed, 1 failed, 2 skipped in 0.31s" (maybe within ====).
 pytest_counts() {
   local line
-  line=$(grep -E '(passed|failed|errors?|no tests ran)( |,).* in [0-9.]+s' "$1" | tail -n1 || true)
+  line=$(grep -E '([0-9]+ (passed|failed|errors?)|no tests ran).* in [0-9.]+s' "$1" | tail -n1 || true)
   awk -v s="$line" 'BEGIN {
     n = split(s, w, /[ ,]+/); p = 0; f = 0
     for (i = 2; i <= n; i++) {
@@ -205,9 +205,20 @@ run_node_bindings() {
   )
 }
 
+# A suite whose directory exists but that reported no test at all (or output
+# we could not read) counts as failed: it must never pass silently.
+no_tests_is_failure() {
+  local name=$1 p=$2 f=$3
+  if ((p + f == 0)) && [[ ${STEP_STATUS[-1]} == ok ]]; then
+    STEP_STATUS[-1]="FAILED (no test results found in its output)"
+    FAILED_STEPS+=("$name: no tests")
+  fi
+}
+
 if [[ -d $REPO/bindings/python ]]; then
   step "python bindings (bindings/python: pytest)" run_python_bindings
   read -r p f < <(pytest_counts "$LAST_LOG")
+  no_tests_is_failure "python bindings" "$p" "$f"
   EXTRA_PASSED=$((EXTRA_PASSED + p)) EXTRA_FAILED=$((EXTRA_FAILED + f))
   EXTRA_LINES+=("python bindings: ran pytest, $p passed, $f failed (${STEP_STATUS[-1]})")
 else
@@ -218,6 +229,7 @@ if [[ -d $REPO/bindings/node ]]; then
   # node --test ends with "# pass N" / "# fail N".
   p=$(awk '/^# pass / {v = $3} END {print v + 0}' "$LAST_LOG")
   f=$(awk '/^# fail / {v = $3} END {print v + 0}' "$LAST_LOG")
+  no_tests_is_failure "node bindings" "$p" "$f"
   EXTRA_PASSED=$((EXTRA_PASSED + p)) EXTRA_FAILED=$((EXTRA_FAILED + f))
   EXTRA_LINES+=("node bindings: ran node --test, $p passed, $f failed (${STEP_STATUS[-1]})")
 else
@@ -233,7 +245,7 @@ echo "cargo test summary lines:"
 grep -hE '^\s*(Running|Doc-tests) |^test result: ' "$TEST_LOG" "$DOC_LOG" | sed 's/^ */  /' || true
 echo
 for i in "${!STEP_NAMES[@]}"; do
-  printf '  %-52s %s\n' "${STEP_NAMES[i]}" "${STEP_STATUS[i]}"
+  printf '  %-56s %s\n' "${STEP_NAMES[i]}" "${STEP_STATUS[i]}"
 done
 for l in "${EXTRA_LINES[@]}"; do echo "  $l"; done
 if [[ -n $FAILED_TESTS ]]; then
