@@ -59,8 +59,8 @@ for t in "${TARGETS[@]}"; do
     "${dict[@]}" 2>&1 | tee "$log" | grep -E '^(#[0-9]+ +(INITED|DONE|NEW)|==[0-9]+==|SUMMARY|thread .* panicked)' | tail -n 5 >&2
   rc=${PIPESTATUS[0]}
   set -e
-  runs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log" | tail -n1)
-  speed=$(awk -F: '/stat::average_exec_per_sec/ {gsub(/ /, "", $2); print $2}' "$log" | tail -n1)
+  runs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log" | tail -n1)
+  speed=$(awk '/stat::average_exec_per_sec/ {print $NF}' "$log" | tail -n1)
   kept=0
   while IFS= read -r -d '' f; do
     cp "$f" "$seeds/"

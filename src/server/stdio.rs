@@ -63,10 +63,12 @@ fn id_key(id: &rmcp::model::RequestId) -> String {
     id.clone().into_json_value().to_string()
 }
 
-/// Whether rmcp can read `id` as a request id (a string, or an integer that fits i64,
-/// possibly written in float form).
-fn usable_id(id: &Value) -> bool {
-    serde_json::from_value::<rmcp::model::RequestId>(id.clone()).is_ok()
+/// `id` as rmcp reads a request id (a string, or an integer that fits i64, possibly
+/// written in float form) and writes it back in its responses: `2.0` is `2`.
+fn usable_id(id: &Value) -> Option<Value> {
+    serde_json::from_value::<rmcp::model::RequestId>(id.clone())
+        .ok()
+        .map(rmcp::model::RequestId::into_json_value)
 }
 
 /// What to do with one line read from the client.
@@ -187,8 +189,8 @@ fn diagnose(line: &[u8]) -> Verdict {
         };
         return Verdict::Reply(error_line(Value::Null, -32600, msg));
     };
-    let id = obj.get("id").filter(|id| usable_id(id));
-    let reply_id = id.cloned().unwrap_or(Value::Null);
+    let id = obj.get("id").and_then(usable_id);
+    let reply_id = id.clone().unwrap_or(Value::Null);
     if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return Verdict::Reply(error_line(
             reply_id,
