@@ -67,7 +67,9 @@ def test_jsonrpc_meta_token(client, cli):
 
 
 def test_missing_token_is_401(client):
+    deep = b"[" * 100_000 + b"]" * 100_000
     for kwargs in ({}, {"json": {"params": {"_meta": {}}}}, {"content": b"not json"},
+                   {"json": {"params": []}}, {"content": deep},
                    {"headers": {"X-MCPVault-Token": "  "}}):
         resp = client.post("/mcp", **kwargs)
         assert resp.status_code == 401, kwargs

@@ -61,10 +61,12 @@ async def extract_token(request: Request) -> Optional[str]:
     try:
         meta = json.loads(body).get("params", {}).get("_meta", {})
         token = meta.get("token")
-    except (ValueError, AttributeError):
-        # Not JSON, or not a JSON-RPC object: no token there.
+    except (ValueError, AttributeError, RecursionError):
+        # Not JSON (or absurdly nested), or not a JSON-RPC object: no token there.
         return None
-    return token.strip() or None if isinstance(token, str) else None
+    if not isinstance(token, str) or not token.strip():
+        return None
+    return token.strip()
 
 
 def _deny(status: int, error: str, reason: str, code: str) -> JSONResponse:
