@@ -10,7 +10,8 @@ const REPO = path.resolve(__dirname, '..', '..', '..')
 
 function cliPath() {
   if (process.env.MCPVAULT_CLI) return process.env.MCPVAULT_CLI
-  const target = process.env.CARGO_TARGET_DIR || path.join(REPO, 'target')
+  // A relative CARGO_TARGET_DIR is relative to the repository, where cargo ran.
+  const target = path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target')
   return path.join(target, 'debug', 'mcpvault')
 }
 

@@ -19,7 +19,8 @@ def cli_path() -> Path:
     explicit = os.environ.get("MCPVAULT_CLI")
     if explicit:
         return Path(explicit)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    # A relative CARGO_TARGET_DIR is relative to the repository, where cargo ran.
+    target = REPO / os.environ.get("CARGO_TARGET_DIR", "target")
     return target / "debug" / "mcpvault"
 
 
