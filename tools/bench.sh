@@ -29,7 +29,9 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/.." && pwd)
 cd "$REPO"
 
-VENV=${MCPVAULT_VENV:-$REPO/.venv}
+# shellcheck source-path=SCRIPTDIR source=venv_default.sh
+. "$SCRIPT_DIR/venv_default.sh"
+VENV=$(default_venv "$REPO/.venv")
 export MCPVAULT_VENV=$VENV
 PY=$VENV/bin/python
 say() { printf '[bench] %s\n' "$*" >&2; }
