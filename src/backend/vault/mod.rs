@@ -64,7 +64,7 @@ pub struct Vault {
 }
 
 /// Why a Vault request failed. `Display` never includes a request or response body.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum VaultError {
     /// Bad configuration: missing credentials, unreadable CA file, bad address.
     Config(String),

@@ -4,7 +4,10 @@
 //! its TTL) or logs in with AppRole. A token with a TTL is refreshed once two
 //! thirds of it have passed: renew-self when renewable, else (AppRole) a new
 //! login. Only one refresh runs at a time; other calls wait for it and then use
-//! its result, so a burst of calls after expiry causes a single login.
+//! its result, so a burst of calls after expiry causes a single login. When the
+//! refresh fails (Vault down or hung), the calls that were waiting for it fail with
+//! the same error instead of each trying again in turn: a burst during an outage
+//! costs one timeout, not one per call.
 
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -88,7 +91,8 @@ impl Session {
 #[derive(Default)]
 pub(crate) struct SessionCache {
     current: RwLock<Session>,
-    refresh: tokio::sync::Mutex<()>,
+    /// Held while refreshing; holds the last failed refresh (when, why).
+    refresh: tokio::sync::Mutex<Option<(Instant, VaultError)>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -125,16 +129,31 @@ impl SessionCache {
         if let Some(t) = self.usable() {
             return Ok(t);
         }
-        let _one_at_a_time = self.refresh.lock().await;
-        // Whoever held the lock before us may have refreshed already.
+        let arrived = Instant::now();
+        let mut last_failure = self.refresh.lock().await;
+        // Whoever held the lock before us may have refreshed already, or failed
+        // to while we waited: then share that outcome.
         if let Some(t) = self.usable() {
             return Ok(t);
         }
+        if let Some((at, e)) = last_failure.as_ref() {
+            if *at >= arrived {
+                return Err(e.clone());
+            }
+        }
         let current = self.read().clone();
-        let next = refresh(vault, login, current).await?;
-        let out = (next.token.clone(), next.generation);
-        *self.write() = next;
-        Ok(out)
+        match refresh(vault, login, current).await {
+            Ok(next) => {
+                *last_failure = None;
+                let out = (next.token.clone(), next.generation);
+                *self.write() = next;
+                Ok(out)
+            }
+            Err(e) => {
+                *last_failure = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
     }
 
     /// Drops the token of `generation` (Vault said it is no longer valid) so the
