@@ -8,9 +8,23 @@ use mcpvault::server::{stdio, McpVault};
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
 
-/// Log targets held at `warn` whatever MCPVAULT_LOG asks for: they log message
-/// bodies (secrets) at lower levels.
-const NEVER_VERBOSE: &[&str] = &["rmcp=warn"];
+/// Log targets held at `warn` whatever MCPVAULT_LOG asks for: at lower levels they
+/// log message bodies or HTTP payloads (secrets). rustify logs every normal 404 (an
+/// empty KV folder) as an error, and our own `vault:` errors already say it.
+const NEVER_VERBOSE: &[&str] = &[
+    "rmcp=warn",
+    "rustify=off",
+    "vaultrs=warn",
+    "reqwest=warn",
+    "hyper=warn",
+    "hyper_util=warn",
+    "h2=warn",
+    "aws_smithy_runtime=warn",
+    "aws_smithy_runtime_api=warn",
+    "aws_smithy_http=warn",
+    "aws_sdk_kms=warn",
+    "aws_config=warn",
+];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
