@@ -60,7 +60,7 @@ async fn main() -> ExitCode {
     };
     let result = stdio::run(
         tokio::io::stdin(),
-        tokio::io::stdout(),
+        stdio::SyncStdout::new(),
         max_message,
         terminate(),
         move |pipe| async move {

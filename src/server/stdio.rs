@@ -334,6 +334,49 @@ fn outgoing(line: String, in_flight: &InFlight) -> String {
     }
 }
 
+/// The process's stdout written directly, without tokio's blocking-pool handoff per
+/// write (that handoff was a large share of a call's latency). A pipe write only
+/// blocks when the client stops reading, and then nothing could progress anyway.
+pub struct SyncStdout(std::io::Stdout);
+
+impl SyncStdout {
+    pub fn new() -> Self {
+        SyncStdout(std::io::stdout())
+    }
+}
+
+impl Default for SyncStdout {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AsyncWrite for SyncStdout {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        std::task::Poll::Ready(self.0.lock().write(buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::io::Write;
+        std::task::Poll::Ready(self.0.lock().flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
 /// Runs `serve` (rmcp on one end of a pipe) behind the guard until stdin closes or
 /// `shutdown` fires, then lets rmcp finish in-flight calls and flushes their replies.
 pub async fn run<R, W, F, Fut>(
@@ -412,9 +455,23 @@ where
     drop(tx);
 
     let writer = tokio::spawn(async move {
+        // One write and one flush per batch: under load, replies that are already
+        // queued go out together instead of one syscall round each.
+        let mut buf = Vec::with_capacity(64 * 1024);
         while let Some(line) = rx.recv().await {
-            output.write_all(line.as_bytes()).await?;
-            output.write_all(b"\n").await?;
+            buf.clear();
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            while buf.len() < 256 * 1024 {
+                match rx.try_recv() {
+                    Ok(more) => {
+                        buf.extend_from_slice(more.as_bytes());
+                        buf.push(b'\n');
+                    }
+                    Err(_) => break,
+                }
+            }
+            output.write_all(&buf).await?;
             output.flush().await?;
         }
         Ok::<(), std::io::Error>(())
