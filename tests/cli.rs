@@ -542,3 +542,41 @@ fn exposed_key_file_warns_but_works() {
         assert!(err.contains("readable by other users"), "{err}");
     }
 }
+
+#[test]
+fn audit_verify_accepts_an_intact_chain_and_names_the_first_broken_line() {
+    use mcpvault::audit::{AuditLog, Event};
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("audit.log");
+    let log = AuditLog::open(&path).unwrap();
+    for (tool, decision) in [
+        ("kv.read", "allow"),
+        ("kv.write", "deny"),
+        ("kv.list", "allow"),
+    ] {
+        log.record(&Event {
+            subject: "agentA",
+            tool,
+            resource: Some("kv:app/x".into()),
+            decision,
+            reason: None,
+            token_id: None,
+            outcome: None,
+            backend_ms: None,
+            request_id: "1".into(),
+        });
+    }
+    drop(log);
+    let p = path.to_str().unwrap();
+    let out = ok(&["audit", "verify", p]);
+    assert!(out.contains("3 entries"), "{out}");
+
+    // Turning a deny into an allow is exactly what the chain must catch.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replacen("\"deny\"", "\"allow\"", 1)).unwrap();
+    let (_, err) = run(&["audit", "verify", p], 1);
+    assert!(err.contains("line 2"), "{err}");
+
+    let (_, err) = run(&["audit", "verify", "/nonexistent/audit.log"], 2);
+    assert!(err.contains("cannot read"), "{err}");
+}

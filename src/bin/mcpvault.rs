@@ -131,11 +131,29 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Audit log tools
+    Audit {
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit log's hash chain (MCPVAULT_AUDIT_LOG); exit 1 at the first
+    /// edited, inserted or deleted entry
+    Verify {
+        /// The audit log (JSON lines)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 /// Why a command failed: a policy decision (exit 1) or bad usage / input (exit 2).
 enum Failure {
     Denied(Denial),
+    /// A check that failed (exit 1), other than a token decision.
+    Failed(String),
     Usage(String),
 }
 
@@ -180,6 +198,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Denied(d)) => {
             eprintln!("denied: {}", one_line(&d.to_string()));
+            ExitCode::from(1)
+        }
+        Err(Failure::Failed(m)) => {
+            eprintln!("{}", one_line(&m));
             ExitCode::from(1)
         }
         Err(Failure::Usage(m)) => {
@@ -322,6 +344,18 @@ fn run(cli: Cli) -> Outcome {
             };
             append_ids(&list, &ids)?;
             emit(&ids.join("\n"))
+        }
+        Command::Audit {
+            action: AuditCommand::Verify { file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
+            match mcpvault::audit::verify_chain(&text) {
+                Ok(n) => emit(&format!("ok: {n} entries, chain intact")),
+                Err((line, why)) => Err(Failure::Failed(format!(
+                    "audit chain broken at line {line}: {why}"
+                ))),
+            }
         }
     }
 }
