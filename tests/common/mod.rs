@@ -37,7 +37,10 @@ pub fn stack() -> &'static HashMap<String, String> {
 }
 
 pub fn stack_var(name: &str) -> String {
-    stack().get(name).cloned().unwrap_or_else(|| panic!("dev stack env lacks {name}"))
+    stack()
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| panic!("dev stack env lacks {name}"))
 }
 
 /// The committed test key (fixtures/keys/test.json): a test-only key.
@@ -92,7 +95,11 @@ impl Server {
         Self::spawn_with_env(subject, HashMap::new(), extra)
     }
 
-    fn spawn_with_env(subject: &str, mut env: HashMap<String, String>, extra: &[(&str, &str)]) -> Server {
+    fn spawn_with_env(
+        subject: &str,
+        mut env: HashMap<String, String>,
+        extra: &[(&str, &str)],
+    ) -> Server {
         env.insert("SUBJECT".into(), subject.into());
         env.insert("MCPVAULT_PUBLIC_KEY".into(), test_key().public_key);
         for (k, v) in extra {
@@ -172,10 +179,16 @@ impl Server {
         match self.lines.recv_timeout(REPLY_TIMEOUT) {
             Ok(line) => {
                 self.stdout_log.push(line.clone());
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"))
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"))
             }
-            Err(RecvTimeoutError::Timeout) => panic!("no reply within {REPLY_TIMEOUT:?}; stderr: {}", self.stderr()),
-            Err(RecvTimeoutError::Disconnected) => panic!("server closed stdout; stderr: {}", self.stderr()),
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "no reply within {REPLY_TIMEOUT:?}; stderr: {}",
+                self.stderr()
+            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("server closed stdout; stderr: {}", self.stderr())
+            }
         }
     }
 
@@ -205,7 +218,9 @@ impl Server {
             params["_meta"] = json!({"token": t});
         }
         let r = self.request("tools/call", params);
-        r.get("result").cloned().unwrap_or_else(|| panic!("expected a result, got {r}"))
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("expected a result, got {r}"))
     }
 
     /// Like `call` but asserts success and returns `structuredContent`.
@@ -219,7 +234,10 @@ impl Server {
     pub fn call_err(&mut self, tool: &str, args: Value, token: Option<&str>) -> String {
         let r = self.call(tool, args, token);
         assert_eq!(r["isError"], json!(true), "{tool} should fail: {r}");
-        r["content"][0]["text"].as_str().unwrap_or_default().to_string()
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     pub fn stderr(&self) -> String {
