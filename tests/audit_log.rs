@@ -260,3 +260,55 @@ fn edits_deletions_and_cuts_break_the_chain_and_restarts_continue_it() {
         9
     );
 }
+
+/// `mcpvault audit verify FILE` on a real log: exit 0 and the entry count when intact,
+/// exit 1 naming the line when edited, exit 2 when unreadable.
+#[test]
+fn the_cli_verifies_a_real_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("audit.log");
+    let mut s = spawn(&log);
+    let token = token_for(SUBJECT, Some("kv.read"), &[]);
+    call(&mut s, "c1", "kv.read", json!({"path": "a"}), Some(&token));
+    call(
+        &mut s,
+        "c2",
+        "kv.write",
+        json!({"path": "a", "data": {}}),
+        Some(&token),
+    );
+    call(
+        &mut s,
+        "c3",
+        "kv.read",
+        json!({"path": "../a"}),
+        Some(&token),
+    );
+    assert_eq!(s.close(), Some(0));
+
+    let verify = |path: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+            .args(["audit", "verify"])
+            .arg(path)
+            .output()
+            .expect("run mcpvault");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, _) = verify(&log);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains('3'), "{stdout}");
+
+    let text = std::fs::read_to_string(&log).expect("read");
+    let edited = dir.path().join("edited.log");
+    std::fs::write(&edited, text.replacen("kv.write", "kv.read", 1)).expect("write");
+    let (code, _, stderr) = verify(&edited);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("line 2"), "{stderr}");
+
+    let (code, _, stderr) = verify(&dir.path().join("missing.log"));
+    assert_eq!(code, Some(2), "{stderr}");
+}
