@@ -47,10 +47,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let max_message = std::env::var("MCPVAULT_MAX_MESSAGE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(stdio::DEFAULT_MAX_MESSAGE_BYTES);
+    let max_message = match std::env::var("MCPVAULT_MAX_MESSAGE_BYTES") {
+        Err(_) => stdio::DEFAULT_MAX_MESSAGE_BYTES,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                eprintln!("mcpvault-stdio: MCPVAULT_MAX_MESSAGE_BYTES {v:?} is not a positive number of bytes");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let server = match McpVault::new(cfg) {
         Ok(s) => s,
         Err(e) => {
