@@ -22,9 +22,7 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
-VENV=$(default_venv "$REPO/.venv")
-export MCPVAULT_VENV=$VENV
-PY=$VENV/bin/python
+use_project_venv "$REPO"
 
 heading() { printf '\n=== %s ===\n' "$*"; }
 short() { printf '%s…' "${1:0:12}"; }

@@ -26,9 +26,7 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
-VENV=$(default_venv "$REPO/.venv")
-export MCPVAULT_VENV=$VENV
-PY=$VENV/bin/python
+use_project_venv "$REPO"
 PKG=${MCPVAULT_INSPECTOR_PKG:-@modelcontextprotocol/inspector}
 say() { printf '[inspector-check] %s\n' "$*" >&2; }
 die() {

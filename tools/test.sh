@@ -30,9 +30,7 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
-VENV=$(default_venv "$REPO/.venv")
-export MCPVAULT_VENV=$VENV
-PY=$VENV/bin/python
+use_project_venv "$REPO"
 
 say() { printf '\n==> %s\n' "$*" >&2; }
 note() { printf '    %s\n' "$*" >&2; }

@@ -36,3 +36,12 @@ default_venv() {
     printf '%s\n' "$want"
   fi
 }
+
+# use_project_venv REPO: the scripts' shared preamble. Sets VENV and PY and
+# exports MCPVAULT_VENV (the venv tools/devstack.sh installs into).
+use_project_venv() {
+  VENV=$(default_venv "$1/.venv")
+  export MCPVAULT_VENV=$VENV
+  # shellcheck disable=SC2034  # used by the sourcing script
+  PY=$VENV/bin/python
+}
