@@ -1,31 +1,29 @@
-//! Server configuration from the environment (see the README's table).
+//! Server configuration: the one place that reads the environment (see the README's
+//! table). Everything is read and checked at start, and every problem is reported at
+//! once (`mcpvault-stdio` prints them all and exits 2), so an operator fixes a
+//! deployment in one round instead of one variable per restart.
+//!
+//! One deliberate exception to "fail at start": Vault and KMS settings. A server may
+//! serve KMS alone, or Vault alone, so a backend that is not configured (or configured
+//! wrongly) fails each of its calls with `vault: <op>: not configured (...)` and the
+//! reason, and the other backend keeps working.
 
 use std::path::PathBuf;
 
 use biscuit_auth::PublicKey;
-use thiserror::Error;
 
+use crate::backend::vault;
+use crate::server::ratelimit::Limit;
 use crate::token::{parse_public_keys, KeyFile};
 
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("SUBJECT is required: the agent identity this server serves (e.g. SUBJECT=agentA)")]
-    NoSubject,
-    #[error(
-        "SUBJECT {0:?} is invalid: use 1-128 characters from [A-Za-z0-9._@-], not '.' or '..'"
-    )]
-    BadSubject(String),
-    #[error("MCPVAULT_PUBLIC_KEY or MCPVAULT_PUBLIC_KEY_FILE is required (root public key hex)")]
-    NoPublicKey,
-    #[error("{0}")]
-    Invalid(String),
-}
+/// Default bound on one JSON-RPC message (one line, without its newline), in bytes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Config {
     pub subject: String,
     pub public_keys: Vec<PublicKey>,
-    /// Token used when a call carries no `_meta.token` (hosts that cannot set `_meta`).
+    /// Token used when a call carries none in `_meta` (hosts that cannot set `_meta`).
     pub default_token: Option<String>,
     pub revocation_file: Option<PathBuf>,
     pub audit_log: Option<PathBuf>,
@@ -35,33 +33,32 @@ pub struct Config {
     pub db_mount: String,
     pub ssh_mount: String,
     pub kms_default_key: Option<String>,
+    /// `AWS_KMS_ENDPOINT`, kept only when the SDK's own endpoint variables are absent
+    /// (they win: they are what the SDK documents and reads itself).
+    pub kms_legacy_endpoint: Option<String>,
+    /// `MCPVAULT_RATE_LIMIT` / `MCPVAULT_SUBJECT_RATE_LIMIT`; `None` = off.
+    pub token_rate: Option<Limit>,
+    pub subject_rate: Option<Limit>,
+    pub max_message_bytes: usize,
+    /// Vault connection and login; an `Err` is reported by each Vault call.
+    pub vault: Result<vault::Settings, String>,
 }
 
-fn var(name: &str) -> Option<String> {
+/// Trimmed, non-empty value of an environment variable.
+pub fn var(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
 
-fn read_file(var_name: &str, path: &str) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::Invalid(format!("{var_name}: cannot read {path}: {e}")))
+/// The log filter directive (`MCPVAULT_LOG`), read before anything else so that
+/// configuration problems can be logged.
+pub fn log_filter() -> Option<String> {
+    var("MCPVAULT_LOG")
 }
 
-/// A mount or prefix is one or more plain path segments.
-fn mount(name: &str, default: &str) -> Result<String, ConfigError> {
-    let v = var(name).unwrap_or_else(|| default.to_string());
-    let v = v.trim_matches('/').to_string();
-    if v.is_empty() || crate::paths::validate_path(&v).is_err() {
-        return Err(ConfigError::Invalid(format!(
-            "{name} {v:?} is not a valid mount path"
-        )));
-    }
-    Ok(v)
-}
-
-pub fn validate_subject(s: &str) -> Result<(), ConfigError> {
+pub fn validate_subject(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 128
         && s != "."
@@ -71,61 +68,202 @@ pub fn validate_subject(s: &str) -> Result<(), ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(ConfigError::BadSubject(s.to_string()))
+        Err(format!(
+            "SUBJECT {s:?} is invalid: use 1-128 characters from [A-Za-z0-9._@-], not '.' or '..'"
+        ))
+    }
+}
+
+/// Collects problems instead of stopping at the first.
+struct Reader<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn var(&self, name: &str) -> Option<String> {
+        (self.get)(name)
+    }
+
+    fn check<T>(&mut self, r: Result<T, String>) -> Option<T> {
+        r.map_err(|e| self.problems.push(e)).ok()
+    }
+
+    fn file(&mut self, var_name: &str, path: &str) -> Option<String> {
+        let r = std::fs::read_to_string(path).map_err(|e| format!("{var_name}: cannot read {path}: {e}"));
+        self.check(r)
+    }
+
+    /// A mount or prefix is one or more plain path segments.
+    fn mount(&mut self, name: &str, default: &str) -> String {
+        let v = self.var(name).unwrap_or_else(|| default.to_string());
+        let v = v.trim_matches('/').to_string();
+        if v.is_empty() || crate::paths::validate_path(&v).is_err() {
+            self.problems
+                .push(format!("{name} {v:?} is not a valid mount path"));
+        }
+        v
+    }
+
+    fn limit(&mut self, name: &str, default: &str) -> Option<Limit> {
+        let text = self.var(name).unwrap_or_else(|| default.to_string());
+        let r = Limit::parse(&text).map_err(|e| format!("{name}: {e}"));
+        self.check(r).flatten()
+    }
+
+    fn public_keys(&mut self) -> Vec<PublicKey> {
+        let text = match (self.var("MCPVAULT_PUBLIC_KEY"), self.var("MCPVAULT_PUBLIC_KEY_FILE")) {
+            (Some(k), _) => k,
+            (None, Some(path)) => {
+                let Some(text) = self.file("MCPVAULT_PUBLIC_KEY_FILE", &path) else {
+                    return Vec::new();
+                };
+                // Either a key file as `mcpvault keygen` writes it, or bare hex.
+                match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(v) => match v.get("public_key").and_then(|k| k.as_str()) {
+                        Some(k) => k.to_string(),
+                        None => {
+                            self.problems
+                                .push(format!("{path}: no \"public_key\" field"));
+                            return Vec::new();
+                        }
+                    },
+                    Err(_) => text.trim().to_string(),
+                }
+            }
+            (None, None) => {
+                self.problems.push(
+                    "MCPVAULT_PUBLIC_KEY or MCPVAULT_PUBLIC_KEY_FILE is required (root public key hex)"
+                        .into(),
+                );
+                return Vec::new();
+            }
+        };
+        let r = parse_public_keys(&text).map_err(|e| format!("root public key: {e}"));
+        self.check(r).unwrap_or_default()
     }
 }
 
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let subject = var("SUBJECT").ok_or(ConfigError::NoSubject)?;
-        validate_subject(&subject)?;
-        let keys_text = match (var("MCPVAULT_PUBLIC_KEY"), var("MCPVAULT_PUBLIC_KEY_FILE")) {
-            (Some(k), _) => k,
-            (None, Some(path)) => {
-                let text = read_file("MCPVAULT_PUBLIC_KEY_FILE", &path)?;
-                // Either a key file as `mcpvault keygen` writes it, or bare hex.
-                match serde_json::from_str::<serde_json::Value>(&text) {
-                    Ok(v) => v
-                        .get("public_key")
-                        .and_then(|k| k.as_str())
-                        .map(str::to_string)
-                        .ok_or_else(|| {
-                            ConfigError::Invalid(format!("{path}: no \"public_key\" field"))
-                        })?,
-                    Err(_) => text.trim().to_string(),
-                }
-            }
-            (None, None) => return Err(ConfigError::NoPublicKey),
+    pub fn from_env() -> Result<Self, Vec<String>> {
+        Self::from_vars(&var)
+    }
+
+    /// From any variable lookup (tests pass a map). `Err` lists every problem.
+    pub fn from_vars(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
+        let mut r = Reader {
+            get,
+            problems: Vec::new(),
         };
-        let public_keys = parse_public_keys(&keys_text)
-            .map_err(|e| ConfigError::Invalid(format!("root public key: {e}")))?;
-        let default_token = match (var("MCPVAULT_TOKEN"), var("MCPVAULT_TOKEN_FILE")) {
+        let subject = match r.var("SUBJECT") {
+            Some(s) => {
+                let checked = validate_subject(&s);
+                r.check(checked);
+                s
+            }
+            None => {
+                r.problems.push(
+                    "SUBJECT is required: the agent identity this server serves (e.g. SUBJECT=agentA)"
+                        .into(),
+                );
+                String::new()
+            }
+        };
+        let public_keys = r.public_keys();
+        let default_token = match (r.var("MCPVAULT_TOKEN"), r.var("MCPVAULT_TOKEN_FILE")) {
             (Some(t), _) => Some(t),
-            (None, Some(path)) => Some(read_file("MCPVAULT_TOKEN_FILE", &path)?.trim().to_string()),
+            (None, Some(path)) => r
+                .file("MCPVAULT_TOKEN_FILE", &path)
+                .map(|t| t.trim().to_string()),
             (None, None) => None,
         };
-        Ok(Config {
+        let max_message_bytes = match r.var("MCPVAULT_MAX_MESSAGE_BYTES") {
+            None => DEFAULT_MAX_MESSAGE_BYTES,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    r.problems.push(format!(
+                        "MCPVAULT_MAX_MESSAGE_BYTES {v:?} is not a positive number of bytes"
+                    ));
+                    DEFAULT_MAX_MESSAGE_BYTES
+                }
+            },
+        };
+        let sdk_endpoint_set = r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
+        let cfg = Config {
             subject,
             public_keys,
             default_token,
-            revocation_file: var("MCPVAULT_REVOCATION_FILE").map(PathBuf::from),
-            audit_log: var("MCPVAULT_AUDIT_LOG").map(PathBuf::from),
-            kv_mount: mount("KV_MOUNT", "secret")?,
-            default_prefix: mount("DEFAULT_PREFIX", "mcp")?,
-            transit_mount: mount("TRANSIT_MOUNT", "transit")?,
-            db_mount: mount("DB_MOUNT", "database")?,
-            ssh_mount: mount("SSH_MOUNT", "ssh")?,
-            kms_default_key: var("AWS_KMS_DEFAULT_KEY_ID"),
-        })
+            revocation_file: r.var("MCPVAULT_REVOCATION_FILE").map(PathBuf::from),
+            audit_log: r.var("MCPVAULT_AUDIT_LOG").map(PathBuf::from),
+            kv_mount: r.mount("KV_MOUNT", "secret"),
+            default_prefix: r.mount("DEFAULT_PREFIX", "mcp"),
+            transit_mount: r.mount("TRANSIT_MOUNT", "transit"),
+            db_mount: r.mount("DB_MOUNT", "database"),
+            ssh_mount: r.mount("SSH_MOUNT", "ssh"),
+            kms_default_key: r.var("AWS_KMS_DEFAULT_KEY_ID"),
+            kms_legacy_endpoint: r.var("AWS_KMS_ENDPOINT").filter(|_| !sdk_endpoint_set),
+            token_rate: r.limit("MCPVAULT_RATE_LIMIT", "1000/5000"),
+            subject_rate: r.limit("MCPVAULT_SUBJECT_RATE_LIMIT", "5000/10000"),
+            max_message_bytes,
+            vault: vault::Settings::from_vars(get),
+        };
+        if r.problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(r.problems)
+        }
     }
 
-    /// `{DEFAULT_PREFIX}/{SUBJECT}`: the root of this subject's KV namespace.
-    pub fn kv_namespace(&self) -> String {
-        format!("{}/{}", self.default_prefix, self.subject)
+    /// `{DEFAULT_PREFIX}/{subject}`: the root of a subject's KV namespace.
+    pub fn kv_namespace(&self, subject: &str) -> String {
+        format!("{}/{}", self.default_prefix, subject)
     }
 }
 
 /// Parses the key list once for reuse (kept here so both binaries share it).
-pub fn public_keys_from_keyfile(k: &KeyFile) -> Result<Vec<PublicKey>, ConfigError> {
-    parse_public_keys(&k.public_key).map_err(|e| ConfigError::Invalid(e.to_string()))
+pub fn public_keys_from_keyfile(k: &KeyFile) -> Result<Vec<PublicKey>, String> {
+    parse_public_keys(&k.public_key).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_vars(&move |k: &str| m.get(k).cloned())
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = from(&[
+            ("SUBJECT", "a/b"),
+            ("KV_MOUNT", "../x"),
+            ("MCPVAULT_RATE_LIMIT", "fast"),
+            ("MCPVAULT_MAX_MESSAGE_BYTES", "-1"),
+        ])
+        .unwrap_err();
+        let all = e.join("\n");
+        for want in [
+            "SUBJECT \"a/b\" is invalid",
+            "MCPVAULT_PUBLIC_KEY or MCPVAULT_PUBLIC_KEY_FILE is required",
+            "KV_MOUNT",
+            "MCPVAULT_RATE_LIMIT",
+            "MCPVAULT_MAX_MESSAGE_BYTES",
+        ] {
+            assert!(all.contains(want), "{want} missing from:\n{all}");
+        }
+        assert_eq!(e.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn missing_subject_is_a_problem() {
+        let e = from(&[]).unwrap_err();
+        assert!(e.iter().any(|p| p.starts_with("SUBJECT is required")), "{e:?}");
+    }
 }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod backend;
 pub mod config;
+pub mod error;
 pub mod paths;
 pub mod server;
 pub mod token;

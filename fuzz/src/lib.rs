@@ -22,7 +22,7 @@ use biscuit_auth::builder::{Algorithm, BlockBuilder};
 use biscuit_auth::{PrivateKey, UnverifiedBiscuit};
 use mcpvault::config::Config;
 use mcpvault::paths::{validate_name, validate_path, validate_prefix, MAX_NAME_LEN, MAX_PATH_LEN};
-use mcpvault::server::{lease_role, resource_of};
+use mcpvault::server::{lease_role, scope_of, Scope};
 use mcpvault::token::{
     attenuate, decode_token, mint, parse_public_keys, parse_tools, AttenuateSpec, AuthorizedFacts,
     Denial, KeyFile, MintSpec, Request, RequestResource, ResourceKind, ResourcePattern,
@@ -298,18 +298,14 @@ fn check_strings(s: &str) {
 
 fn fuzz_config() -> &'static Config {
     static C: OnceLock<Config> = OnceLock::new();
-    C.get_or_init(|| Config {
-        subject: SUBJECT.into(),
-        public_keys: parse_public_keys(ROOT_PUBLIC).expect("root key"),
-        default_token: None,
-        revocation_file: None,
-        audit_log: None,
-        kv_mount: "secret".into(),
-        default_prefix: "mcp".into(),
-        transit_mount: "transit".into(),
-        db_mount: "database".into(),
-        ssh_mount: "ssh".into(),
-        kms_default_key: Some("alias/default".into()),
+    C.get_or_init(|| {
+        Config::from_vars(&|k: &str| match k {
+            "SUBJECT" => Some(SUBJECT.into()),
+            "MCPVAULT_PUBLIC_KEY" => Some(ROOT_PUBLIC.into()),
+            "AWS_KMS_DEFAULT_KEY_ID" => Some("alias/default".into()),
+            _ => None,
+        })
+        .expect("config")
     })
 }
 
@@ -332,7 +328,7 @@ pub fn args_paths(data: &[u8]) {
         let _ = k;
     }
     if let Some(Value::String(lease)) = args.get("lease_id") {
-        if let Ok(role) = lease_role(cfg, lease) {
+        if let Ok(role) = lease_role(&cfg.db_mount, lease) {
             assert!(validate_path(lease).is_ok());
             assert!(
                 !role.is_empty() && !role.contains('/'),
@@ -342,15 +338,16 @@ pub fn args_paths(data: &[u8]) {
         }
     }
     for tool in TOOLS {
-        let Ok(found) = resource_of(cfg, tool, &args) else {
+        let Ok(found) = scope_of(tool, &args, cfg) else {
             continue;
         };
-        let Some((kind, value)) = found else {
-            assert!(
-                matches!(*tool, "transit.random" | "no.such"),
-                "{tool} named no resource"
-            );
-            continue;
+        let (kind, value) = match found {
+            Scope::One(kind, value) => (kind, value),
+            Scope::Nothing => {
+                assert!(*tool == "transit.random", "{tool} named no resource");
+                continue;
+            }
+            Scope::Kind(kind) => panic!("{tool}: whole {kind} kind despite a default key"),
         };
         match kind {
             ResourceKind::Kv if *tool == "kv.list" => {

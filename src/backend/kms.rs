@@ -76,20 +76,10 @@ pub enum Signed {
 
 pub type EncryptionContext = BTreeMap<String, String>;
 
-fn env_set(name: &str) -> bool {
-    std::env::var_os(name).is_some_and(|v| !v.is_empty())
-}
-
 impl Kms {
-    /// Reads only environment variables: no I/O, no SDK work.
-    pub fn from_env() -> Self {
-        let legacy = std::env::var("AWS_KMS_ENDPOINT")
-            .ok()
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty());
-        // The standard variables win: they are what the SDK documents and reads itself.
-        let legacy_endpoint =
-            legacy.filter(|_| !env_set("AWS_ENDPOINT_URL_KMS") && !env_set("AWS_ENDPOINT_URL"));
+    /// `legacy_endpoint`: `AWS_KMS_ENDPOINT` as `config` resolved it (only when the
+    /// SDK's own endpoint variables are absent). No I/O, no SDK work here.
+    pub fn new(legacy_endpoint: Option<String>) -> Self {
         Kms {
             client: OnceCell::new(),
             legacy_endpoint,
@@ -157,9 +147,11 @@ impl Kms {
 
     /// Always names the key: without `KeyId`, KMS would decrypt with whatever key
     /// the ciphertext names, bypassing the token's key restriction.
+    /// `key_id: None` lets KMS find the key from the ciphertext (AWS semantics; the
+    /// pipeline admits it only for tokens that do not restrict `kms` keys).
     pub async fn decrypt(
         &self,
-        key_id: &str,
+        key_id: Option<&str>,
         ciphertext: Vec<u8>,
         context: Option<EncryptionContext>,
     ) -> Result<Decrypted, BackendError> {
@@ -168,7 +160,7 @@ impl Kms {
             .client(OP)
             .await?
             .decrypt()
-            .key_id(key_id)
+            .set_key_id(key_id.map(str::to_string))
             .ciphertext_blob(Blob::new(ciphertext))
             .set_encryption_context(context.map(|c| c.into_iter().collect()))
             .send()
@@ -176,7 +168,10 @@ impl Kms {
             .map_err(|e| sdk_err(OP, e))?;
         Ok(Decrypted {
             plaintext: blob(OP, out.plaintext)?,
-            key_id: out.key_id.unwrap_or_else(|| key_id.to_string()),
+            key_id: out
+                .key_id
+                .or_else(|| key_id.map(str::to_string))
+                .unwrap_or_default(),
         })
     }
 

@@ -12,7 +12,4 @@ pub enum BackendError {
     Vault { op: &'static str, reason: String },
     #[error("kms: {op}: {reason}")]
     Kms { op: &'static str, reason: String },
-    /// The request was well-formed JSON but not acceptable (caught before I/O).
-    #[error("invalid arguments: {0}")]
-    Invalid(String),
 }

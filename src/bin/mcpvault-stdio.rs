@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use mcpvault::config::Config;
+use mcpvault::config::{self, Config};
 use mcpvault::server::{stdio, McpVault};
 use rmcp::ServiceExt;
 use tracing_subscriber::EnvFilter;
@@ -30,7 +30,9 @@ const NEVER_VERBOSE: &[&str] = &[
 async fn main() -> ExitCode {
     // rmcp logs whole messages (arguments holding secrets) at info and below: cap it
     // at warn whatever MCPVAULT_LOG says, so even `trace` never logs a request body.
-    let filter = EnvFilter::try_from_env("MCPVAULT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = config::log_filter()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
     let filter = NEVER_VERBOSE
         .iter()
         .filter_map(|d| d.parse().ok())
@@ -42,21 +44,15 @@ async fn main() -> ExitCode {
         .init();
     let cfg = match Config::from_env() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("mcpvault-stdio: {e}");
+        Err(problems) => {
+            // All of them at once: one round of fixes, not one per restart.
+            for p in problems {
+                eprintln!("mcpvault-stdio: {p}");
+            }
             return ExitCode::from(2);
         }
     };
-    let max_message = match std::env::var("MCPVAULT_MAX_MESSAGE_BYTES") {
-        Err(_) => stdio::DEFAULT_MAX_MESSAGE_BYTES,
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => {
-                eprintln!("mcpvault-stdio: MCPVAULT_MAX_MESSAGE_BYTES {v:?} is not a positive number of bytes");
-                return ExitCode::from(2);
-            }
-        },
-    };
+    let max_message = cfg.max_message_bytes;
     let server = match McpVault::new(cfg) {
         Ok(s) => s,
         Err(e) => {

@@ -2,14 +2,64 @@
 //! revoke the gate derives it from the lease id (`{DB_MOUNT}/creds/{role}/...`), so
 //! a token for one role cannot touch another role's leases, nor any other lease.
 
+use std::sync::Arc;
+
+use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::schemars::{self, JsonSchema};
 use rmcp::{tool, tool_router, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::vault::report;
+use crate::config::Config;
+use crate::error::CallError;
+use crate::paths::validate_path;
+use crate::token::ResourceKind;
 
-use super::McpVault;
+use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+
+pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
+    ("db.issue_creds", declared::<IssueArgs>),
+    ("db.renew", declared::<RenewArgs>),
+    ("db.revoke", declared::<RevokeArgs>),
+];
+
+impl Scoped for IssueArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::named(ResourceKind::Db, "role", &self.role)
+    }
+}
+
+impl Scoped for RenewArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        lease_scope(cfg, &self.lease_id)
+    }
+}
+
+impl Scoped for RevokeArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        lease_scope(cfg, &self.lease_id)
+    }
+}
+
+/// The role of a database lease id `{DB_MOUNT}/creds/{role}/{id}`. Lease ids of any
+/// other shape are refused: `sys/leases` would otherwise renew or revoke anything.
+pub fn lease_role<'a>(db_mount: &str, lease: &'a str) -> Result<&'a str, CallError> {
+    let bad = |why: String| CallError::bad_field("lease_id", why);
+    validate_path(lease).map_err(|e| bad(e.to_string()))?;
+    let rest = lease
+        .strip_prefix(db_mount)
+        .and_then(|r| r.strip_prefix("/creds/"))
+        .ok_or_else(|| bad(format!("must start with {db_mount}/creds/")))?;
+    match rest.split_once('/') {
+        Some((role, id)) if !role.is_empty() && !id.is_empty() => Ok(role),
+        _ => Err(bad(format!("must look like {db_mount}/creds/ROLE/ID"))),
+    }
+}
+
+fn lease_scope(cfg: &Config, lease: &str) -> Result<Scope, CallError> {
+    let role = lease_role(&cfg.db_mount, lease)?;
+    Ok(Scope::One(ResourceKind::Db, role.to_string()))
+}
 
 /// One year: Vault caps increments at the role's max TTL anyway; this only keeps
 /// absurd numbers out of the request.
@@ -75,13 +125,15 @@ impl McpVault {
     )]
     pub async fn db_issue_creds(
         &self,
-        Parameters(a): Parameters<IssueArgs>,
-    ) -> Result<Json<IssueResult>, String> {
+        Extension(auth): Extension<Arc<Authorized>>,
+        // The role comes from `auth` (the authorized scope); the type gives the schema.
+        Parameters(_): Parameters<IssueArgs>,
+    ) -> Result<Json<IssueResult>, CallError> {
         let c = self
             .vault()
-            .db_creds(&self.cfg().db_mount, &a.role)
+            .db_creds(&self.cfg().db_mount, auth.named()?)
             .await
-            .map_err(|e| report("db.issue_creds", e))?;
+            .map_err(|e| e.at("db.issue_creds"))?;
         Ok(Json(IssueResult {
             username: c.username,
             password: c.password,
@@ -104,20 +156,21 @@ impl McpVault {
     )]
     pub async fn db_renew(
         &self,
+        Extension(_): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<RenewArgs>,
-    ) -> Result<Json<RenewResult>, String> {
+    ) -> Result<Json<RenewResult>, CallError> {
         if a.increment
             .is_some_and(|i| i == 0 || i > MAX_INCREMENT_SECS)
         {
-            return Err(format!(
-                "invalid arguments: `increment` must be 1 to {MAX_INCREMENT_SECS} seconds"
-            ));
+            return Err(CallError::invalid(format!(
+                "`increment` must be 1 to {MAX_INCREMENT_SECS} seconds"
+            )));
         }
         let lease = self
             .vault()
             .lease_renew(&a.lease_id, a.increment)
             .await
-            .map_err(|e| report("db.renew", e))?;
+            .map_err(|e| e.at("db.renew"))?;
         Ok(Json(RenewResult {
             lease_id: lease.lease_id,
             lease_duration: lease.lease_duration,
@@ -137,12 +190,13 @@ impl McpVault {
     )]
     pub async fn db_revoke(
         &self,
+        Extension(_): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<RevokeArgs>,
-    ) -> Result<Json<RevokeResult>, String> {
+    ) -> Result<Json<RevokeResult>, CallError> {
         self.vault()
             .lease_revoke(&a.lease_id)
             .await
-            .map_err(|e| report("db.revoke", e))?;
+            .map_err(|e| e.at("db.revoke"))?;
         Ok(Json(RevokeResult {
             lease_id: a.lease_id,
             revoked: true,

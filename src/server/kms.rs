@@ -4,9 +4,12 @@
 //! authorized at the gate; here arguments are decoded and checked before any request.
 //! Argument structs holding secrets do not derive `Debug`, so they cannot be logged.
 
+use std::sync::Arc;
+
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
+use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::schemars::{self, JsonSchema};
 use rmcp::{tool, tool_router, Json};
@@ -15,9 +18,71 @@ use serde::{Deserialize, Serialize};
 use aws_sdk_kms::types::{DataKeySpec, SigningAlgorithmSpec};
 
 use crate::backend::kms::{DataKeySize, EncryptionContext, Signed};
-use crate::backend::BackendError;
+use crate::config::Config;
+use crate::error::CallError;
+use crate::token::ResourceKind;
 
-use super::McpVault;
+use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+
+pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
+    ("kms.encrypt", declared::<KmsEncryptArgs>),
+    ("kms.decrypt", declared::<KmsDecryptArgs>),
+    ("kms.generate_data_key", declared::<KmsGenerateDataKeyArgs>),
+    ("kms.sign", declared::<KmsSignArgs>),
+    ("kms.verify", declared::<KmsVerifyArgs>),
+];
+
+/// The key a call uses: `key_id`, else `AWS_KMS_DEFAULT_KEY_ID`. Without either,
+/// KMS can still decrypt (the ciphertext names its key): that call touches the whole
+/// `kms` kind; every other operation needs a key.
+fn key_scope(key_id: Option<&str>, cfg: &Config, whole_kind_ok: bool) -> Result<Scope, CallError> {
+    let key = match (key_id, cfg.kms_default_key.as_deref()) {
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) if whole_kind_ok => return Ok(Scope::Kind(ResourceKind::Kms)),
+        (None, None) => {
+            return Err(invalid(
+                "`key_id` is required (AWS_KMS_DEFAULT_KEY_ID is not set)",
+            ))
+        }
+    };
+    if key.is_empty() || key.len() > 2048 || key.chars().any(char::is_control) {
+        return Err(CallError::bad_field(
+            "key_id",
+            "must be 1-2048 printable characters",
+        ));
+    }
+    Ok(Scope::One(ResourceKind::Kms, key.to_string()))
+}
+
+impl Scoped for KmsEncryptArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(self.key_id.as_deref(), cfg, false)
+    }
+}
+
+impl Scoped for KmsDecryptArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(self.key_id.as_deref(), cfg, true)
+    }
+}
+
+impl Scoped for KmsGenerateDataKeyArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(self.key_id.as_deref(), cfg, false)
+    }
+}
+
+impl Scoped for KmsSignArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(self.key_id.as_deref(), cfg, false)
+    }
+}
+
+impl Scoped for KmsVerifyArgs {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(self.key_id.as_deref(), cfg, false)
+    }
+}
 
 /// KMS limits (bytes, after base64 decoding).
 const MAX_PLAINTEXT: usize = 4096;
@@ -189,13 +254,13 @@ pub struct KmsVerifyResult {
     pub valid: bool,
 }
 
-fn invalid(msg: impl Into<String>) -> String {
-    BackendError::Invalid(msg.into()).to_string()
+fn invalid(msg: impl Into<String>) -> CallError {
+    CallError::invalid(msg)
 }
 
 /// Standard or URL-safe alphabet, padding optional, whitespace ignored (pasted
 /// base64 is often wrapped). The error never quotes the input: it may be a secret.
-fn decode(field: &str, value: &str, max: usize) -> Result<Vec<u8>, String> {
+fn decode(field: &str, value: &str, max: usize) -> Result<Vec<u8>, CallError> {
     const CFG: GeneralPurposeConfig =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     const STD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, CFG);
@@ -218,7 +283,7 @@ fn encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn signed_input(message: Option<&str>, digest: Option<&str>) -> Result<Signed, String> {
+fn signed_input(message: Option<&str>, digest: Option<&str>) -> Result<Signed, CallError> {
     match (message, digest) {
         (Some(m), None) => Ok(Signed::Message(decode("message", m, MAX_MESSAGE)?)),
         (None, Some(d)) => Ok(Signed::Digest(decode("message_digest", d, MAX_MESSAGE)?)),
@@ -229,13 +294,10 @@ fn signed_input(message: Option<&str>, digest: Option<&str>) -> Result<Signed, S
     }
 }
 
-impl McpVault {
-    /// The key this call uses: the argument, else the default the gate authorized.
-    fn kms_key(&self, key_id: Option<String>) -> Result<String, String> {
-        key_id
-            .or_else(|| self.cfg().kms_default_key.clone())
-            .ok_or_else(|| invalid("`key_id` is required (AWS_KMS_DEFAULT_KEY_ID is not set)"))
-    }
+/// The key the pipeline authorized (declared by `key_scope`).
+fn authorized_key(auth: &Authorized) -> Result<&str, CallError> {
+    auth.resource()
+        .ok_or_else(|| invalid("`key_id` is required (AWS_KMS_DEFAULT_KEY_ID is not set)"))
 }
 
 #[tool_router(router = kms_router, vis = "pub(crate)")]
@@ -258,16 +320,17 @@ impl McpVault {
     )]
     pub async fn kms_encrypt(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KmsEncryptArgs>,
-    ) -> Result<Json<KmsEncryptResult>, String> {
+    ) -> Result<Json<KmsEncryptResult>, CallError> {
         let plaintext = decode("plaintext", &a.plaintext, MAX_PLAINTEXT)?;
-        let key = self.kms_key(a.key_id)?;
+        let key = authorized_key(&auth)?;
         let out = self
             .ctx
             .kms
-            .encrypt(&key, plaintext, a.encryption_context)
+            .encrypt(key, plaintext, a.encryption_context)
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         Ok(Json(KmsEncryptResult {
             ciphertext: encode(&out.ciphertext),
             key_id: out.key_id,
@@ -289,16 +352,16 @@ impl McpVault {
     )]
     pub async fn kms_decrypt(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KmsDecryptArgs>,
-    ) -> Result<Json<KmsDecryptResult>, String> {
+    ) -> Result<Json<KmsDecryptResult>, CallError> {
         let ciphertext = decode("ciphertext", &a.ciphertext, MAX_CIPHERTEXT)?;
-        let key = self.kms_key(a.key_id)?;
         let out = self
             .ctx
             .kms
-            .decrypt(&key, ciphertext, a.encryption_context)
+            .decrypt(auth.resource(), ciphertext, a.encryption_context)
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         Ok(Json(KmsDecryptResult {
             plaintext: encode(&out.plaintext),
             key_id: out.key_id,
@@ -321,8 +384,9 @@ impl McpVault {
     )]
     pub async fn kms_generate_data_key(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KmsGenerateDataKeyArgs>,
-    ) -> Result<Json<KmsGenerateDataKeyResult>, String> {
+    ) -> Result<Json<KmsGenerateDataKeyResult>, CallError> {
         let size = match (a.key_spec, a.number_of_bytes) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
@@ -336,13 +400,13 @@ impl McpVault {
             (Some(KeySpec::Aes128), None) => DataKeySize::Spec(DataKeySpec::Aes128),
             (Some(KeySpec::Aes256), None) | (None, None) => DataKeySize::Spec(DataKeySpec::Aes256),
         };
-        let key = self.kms_key(a.key_id)?;
+        let key = authorized_key(&auth)?;
         let out = self
             .ctx
             .kms
-            .generate_data_key(&key, size, a.encryption_context)
+            .generate_data_key(key, size, a.encryption_context)
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         Ok(Json(KmsGenerateDataKeyResult {
             plaintext: encode(&out.plaintext),
             ciphertext: encode(&out.ciphertext),
@@ -365,16 +429,17 @@ impl McpVault {
     )]
     pub async fn kms_sign(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KmsSignArgs>,
-    ) -> Result<Json<KmsSignResult>, String> {
+    ) -> Result<Json<KmsSignResult>, CallError> {
         let input = signed_input(a.message.as_deref(), a.message_digest.as_deref())?;
-        let key = self.kms_key(a.key_id)?;
+        let key = authorized_key(&auth)?;
         let (signature, key_id) = self
             .ctx
             .kms
-            .sign(&key, input, a.signing_algorithm.into())
+            .sign(key, input, a.signing_algorithm.into())
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         Ok(Json(KmsSignResult {
             signature: encode(&signature),
             key_id,
@@ -395,17 +460,18 @@ impl McpVault {
     )]
     pub async fn kms_verify(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KmsVerifyArgs>,
-    ) -> Result<Json<KmsVerifyResult>, String> {
+    ) -> Result<Json<KmsVerifyResult>, CallError> {
         let input = signed_input(a.message.as_deref(), a.message_digest.as_deref())?;
         let signature = decode("signature", &a.signature, MAX_SIGNATURE)?;
-        let key = self.kms_key(a.key_id)?;
+        let key = authorized_key(&auth)?;
         let valid = self
             .ctx
             .kms
-            .verify(&key, input, signature, a.signing_algorithm.into())
+            .verify(key, input, signature, a.signing_algorithm.into())
             .await
-            .map_err(|e| e.to_string())?;
+            ?;
         Ok(Json(KmsVerifyResult { valid }))
     }
 }

@@ -1,15 +1,60 @@
-//! `kv.*`: KV v2 under the subject's namespace `{DEFAULT_PREFIX}/{SUBJECT}/{path}`.
-//! Paths were validated at the gate; `kv_full_path` only prepends the namespace.
+//! `kv.*`: KV v2 under the call subject's namespace `{DEFAULT_PREFIX}/{subject}/{path}`.
+//! Each argument type declares its path as the scope (validated there);
+//! `kv_full_path` only prepends the namespace.
 
+use std::sync::Arc;
+
+use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::schemars::{self, JsonSchema};
 use rmcp::{tool, tool_router, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::backend::vault::{report, KvRead, VaultError};
+use crate::backend::vault::{KvRead, VaultError};
+use crate::config::Config;
+use crate::error::{BackendError, CallError};
 
-use super::McpVault;
+use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+
+pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
+    ("kv.read", declared::<KvReadArgs>),
+    ("kv.write", declared::<KvWriteArgs>),
+    ("kv.list", declared::<KvListArgs>),
+    ("kv.delete", declared::<KvPathArgs>),
+    ("kv.undelete", declared::<KvVersionsArgs>),
+    ("kv.destroy", declared::<KvVersionsArgs>),
+];
+
+impl Scoped for KvReadArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(&self.path)
+    }
+}
+
+impl Scoped for KvWriteArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(&self.path)
+    }
+}
+
+impl Scoped for KvListArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_prefix(self.prefix.as_deref().unwrap_or(""))
+    }
+}
+
+impl Scoped for KvPathArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(&self.path)
+    }
+}
+
+impl Scoped for KvVersionsArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(&self.path)
+    }
+}
 
 /// Vault has no hard limit, but a list this long is a mistake, not a request.
 const MAX_VERSIONS: usize = 100;
@@ -91,11 +136,16 @@ pub struct KvVersionsResult {
     pub versions: Vec<u64>,
 }
 
-fn check_versions(v: &[u64]) -> Result<(), String> {
+/// A Vault outcome that is not an HTTP error but fails the call all the same.
+fn vault_error(op: &'static str, reason: String) -> CallError {
+    CallError::Backend(BackendError::Vault { op, reason })
+}
+
+fn check_versions(v: &[u64]) -> Result<(), CallError> {
     if v.is_empty() || v.len() > MAX_VERSIONS || v.contains(&0) {
-        return Err(format!(
-            "invalid arguments: `versions` must list 1 to {MAX_VERSIONS} version numbers, each >= 1"
-        ));
+        return Err(CallError::invalid(format!(
+            "`versions` must list 1 to {MAX_VERSIONS} version numbers, each >= 1"
+        )));
     }
     Ok(())
 }
@@ -111,43 +161,47 @@ impl McpVault {
     )]
     pub async fn kv_read(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KvReadArgs>,
-    ) -> Result<Json<KvReadResult>, String> {
+    ) -> Result<Json<KvReadResult>, CallError> {
         const OP: &str = "kv.read";
-        let full = self.kv_full_path(&a.path);
+        let full = self.kv_full_path(&auth, &a.path);
         let read = self
             .vault()
             .kv_read(&self.cfg().kv_mount, &full, a.version)
             .await
-            .map_err(|e| report(OP, e))?;
+            .map_err(|e| e.at(OP))?;
         let path = a.path;
         let v = |v: Option<u64>| v.map(|n| format!(" version {n}")).unwrap_or_default();
         match read {
             KvRead::Found(s) => Ok(Json(KvReadResult {
                 version: s
                     .version
-                    .ok_or_else(|| report(OP, VaultError::Decode("no version".into())))?,
+                    .ok_or_else(|| VaultError::Decode("no version".into()).at(OP))?,
                 path,
                 data: s.data,
                 created_time: s.created_time,
                 custom_metadata: s.custom_metadata,
             })),
-            KvRead::Missing => Err(format!(
-                "vault: {OP}: no secret at `{path}`{}",
-                v(a.version)
+            KvRead::Missing => Err(vault_error(
+                OP,
+                format!("no secret at `{path}`{}", v(a.version)),
             )),
             KvRead::Deleted {
                 version,
                 deletion_time,
-            } => Err(format!(
-                "vault: {OP}: `{path}`{} is deleted (since {deletion_time}); kv.undelete with \
-                 versions [{}] restores it",
-                v(version),
-                version.map(|n| n.to_string()).unwrap_or_default()
+            } => Err(vault_error(
+                OP,
+                format!(
+                    "`{path}`{} is deleted (since {deletion_time}); kv.undelete with versions \
+                     [{}] restores it",
+                    v(version),
+                    version.map(|n| n.to_string()).unwrap_or_default()
+                ),
             )),
-            KvRead::Destroyed { version } => Err(format!(
-                "vault: {OP}: `{path}`{} was destroyed and cannot be recovered",
-                v(version)
+            KvRead::Destroyed { version } => Err(vault_error(
+                OP,
+                format!("`{path}`{} was destroyed and cannot be recovered", v(version)),
             )),
         }
     }
@@ -166,16 +220,17 @@ impl McpVault {
     )]
     pub async fn kv_write(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KvWriteArgs>,
-    ) -> Result<Json<KvWriteResult>, String> {
+    ) -> Result<Json<KvWriteResult>, CallError> {
         const OP: &str = "kv.write";
-        let full = self.kv_full_path(&a.path);
+        let full = self.kv_full_path(&auth, &a.path);
         let version = self
             .vault()
             .kv_write(&self.cfg().kv_mount, &full, &a.data, a.cas)
             .await
-            .map_err(|e| report(OP, e))?
-            .ok_or_else(|| report(OP, VaultError::Decode("no version".into())))?;
+            .map_err(|e| e.at(OP))?
+            .ok_or_else(|| VaultError::Decode("no version".into()).at(OP))?;
         Ok(Json(KvWriteResult {
             path: a.path,
             version,
@@ -191,15 +246,16 @@ impl McpVault {
     )]
     pub async fn kv_list(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KvListArgs>,
-    ) -> Result<Json<KvListResult>, String> {
+    ) -> Result<Json<KvListResult>, CallError> {
         let prefix = a.prefix.unwrap_or_default();
-        let full = self.kv_full_path(&prefix);
+        let full = self.kv_full_path(&auth, &prefix);
         let keys = self
             .vault()
             .kv_list(&self.cfg().kv_mount, &full)
             .await
-            .map_err(|e| report("kv.list", e))?;
+            .map_err(|e| e.at("kv.list"))?;
         Ok(Json(KvListResult { prefix, keys }))
     }
 
@@ -217,13 +273,14 @@ impl McpVault {
     )]
     pub async fn kv_delete(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KvPathArgs>,
-    ) -> Result<Json<KvDeleteResult>, String> {
-        let full = self.kv_full_path(&a.path);
+    ) -> Result<Json<KvDeleteResult>, CallError> {
+        let full = self.kv_full_path(&auth, &a.path);
         self.vault()
             .kv_delete(&self.cfg().kv_mount, &full)
             .await
-            .map_err(|e| report("kv.delete", e))?;
+            .map_err(|e| e.at("kv.delete"))?;
         Ok(Json(KvDeleteResult {
             path: a.path,
             deleted: true,
@@ -243,14 +300,15 @@ impl McpVault {
     )]
     pub async fn kv_undelete(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KvVersionsArgs>,
-    ) -> Result<Json<KvVersionsResult>, String> {
+    ) -> Result<Json<KvVersionsResult>, CallError> {
         check_versions(&a.versions)?;
-        let full = self.kv_full_path(&a.path);
+        let full = self.kv_full_path(&auth, &a.path);
         self.vault()
             .kv_undelete(&self.cfg().kv_mount, &full, &a.versions)
             .await
-            .map_err(|e| report("kv.undelete", e))?;
+            .map_err(|e| e.at("kv.undelete"))?;
         Ok(Json(KvVersionsResult {
             path: a.path,
             versions: a.versions,
@@ -270,14 +328,15 @@ impl McpVault {
     )]
     pub async fn kv_destroy(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KvVersionsArgs>,
-    ) -> Result<Json<KvVersionsResult>, String> {
+    ) -> Result<Json<KvVersionsResult>, CallError> {
         check_versions(&a.versions)?;
-        let full = self.kv_full_path(&a.path);
+        let full = self.kv_full_path(&auth, &a.path);
         self.vault()
             .kv_destroy(&self.cfg().kv_mount, &full, &a.versions)
             .await
-            .map_err(|e| report("kv.destroy", e))?;
+            .map_err(|e| e.at("kv.destroy"))?;
         Ok(Json(KvVersionsResult {
             path: a.path,
             versions: a.versions,

@@ -1,40 +1,52 @@
-//! The MCP server: thin glue that authorizes every call at one gate, then hands it
-//! to the tool family routers (one file per family).
+//! The MCP server: the rmcp glue. Every call goes through the one pipeline
+//! (`pipeline.rs`); each tool family is one file that declares its tools, their
+//! argument types (which declare their scope) and their backend calls.
+//!
+//! Adding a tool family: a file here with its `#[tool_router]` impl and a `SCOPES`
+//! table, its backend calls under `backend/`, and one line in [`McpVault::families`].
 
 mod db;
-mod gate;
 mod kms;
 mod kv;
-mod ratelimit;
+pub mod pipeline;
+pub mod ratelimit;
 mod resources;
 mod revocation;
 mod ssh;
 pub mod stdio;
 mod transit;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+    GetPromptResponse, Implementation, IntoContents, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{tool_handler, ErrorData, RoleServer, ServerHandler};
+use serde_json::{Map, Value};
 
+use crate::backend::kms::Kms;
 use crate::backend::vault::Vault;
 use crate::config::Config;
+use crate::error::{CallError, Denial};
 
-pub use gate::{lease_role, resource_of, Decision, Gate, GateError};
+pub use db::lease_role;
+pub use pipeline::{declared, Authorized, Call, Pipeline, Scope, ScopeFn, Scoped};
+
+/// The tools of one family and the scope each declares.
+pub(crate) type Family = (ToolRouter<McpVault>, &'static [(&'static str, ScopeFn)]);
 
 pub(crate) struct Ctx {
     pub cfg: Config,
-    pub gate: Gate,
+    pub pipeline: Pipeline,
     pub vault: Vault,
-    pub kms: crate::backend::kms::Kms,
+    pub kms: Kms,
 }
 
 #[derive(Clone)]
@@ -44,21 +56,33 @@ pub struct McpVault {
 }
 
 impl McpVault {
-    pub fn new(cfg: Config) -> Result<Self, String> {
-        let gate = Gate::new(&cfg)?;
-        let ctx = Ctx {
-            gate,
-            vault: Vault::from_env(),
-            kms: crate::backend::kms::Kms::from_env(),
-            cfg,
-        };
+    /// Every tool family: one line each.
+    fn families() -> Vec<Family> {
+        vec![
+            (Self::kv_router(), kv::SCOPES),
+            (Self::transit_router(), transit::SCOPES),
+            (Self::db_router(), db::SCOPES),
+            (Self::ssh_router(), ssh::SCOPES),
+            (Self::kms_router(), kms::SCOPES),
+        ]
+    }
+
+    pub fn new(mut cfg: Config) -> Result<Self, String> {
+        let pipeline = Pipeline::new(&cfg)?;
+        let vault = Vault::new(std::mem::replace(&mut cfg.vault, Err(String::new())));
+        let kms = Kms::new(cfg.kms_legacy_endpoint.clone());
+        let mut tool_router = ToolRouter::new();
+        for (router, _) in Self::families() {
+            tool_router += router;
+        }
         Ok(McpVault {
-            ctx: Arc::new(ctx),
-            tool_router: Self::kv_router()
-                + Self::transit_router()
-                + Self::db_router()
-                + Self::ssh_router()
-                + Self::kms_router(),
+            ctx: Arc::new(Ctx {
+                cfg,
+                pipeline,
+                vault,
+                kms,
+            }),
+            tool_router,
         })
     }
 
@@ -70,9 +94,10 @@ impl McpVault {
         &self.ctx.vault
     }
 
-    /// `{DEFAULT_PREFIX}/{SUBJECT}/{path}`; `path` was validated at the gate.
-    pub(crate) fn kv_full_path(&self, path: &str) -> String {
-        format!("{}/{}", self.cfg().kv_namespace(), path)
+    /// `{DEFAULT_PREFIX}/{subject}/{path}` for the call's subject; `path` was
+    /// validated by its scope declaration.
+    pub(crate) fn kv_full_path(&self, auth: &Authorized, path: &str) -> String {
+        format!("{}/{}", self.cfg().kv_namespace(&auth.subject), path)
     }
 
     pub fn tool_names(&self) -> Vec<String> {
@@ -85,27 +110,76 @@ impl McpVault {
         v.sort();
         v
     }
-}
 
-fn tool_error(text: String) -> CallToolResponse {
-    CallToolResult::error(vec![ContentBlock::text(text)]).into()
-}
-
-/// rmcp reports arguments that do not fit a tool's types with serde's message, which
-/// quotes the offending value: a secret the agent put in the wrong field would come
-/// back in the result. Keep the complaint, drop the value, and use the gate's prefix.
-fn redact_argument_error(r: CallToolResponse) -> CallToolResponse {
-    const PREFIX: &str = "failed to deserialize parameters: ";
-    let CallToolResponse::Complete(res) = &r else {
-        return r;
-    };
-    let text = res.content.first().and_then(|c| c.as_text());
-    match text.and_then(|t| t.text.strip_prefix(PREFIX)) {
-        Some(msg) if res.is_error == Some(true) => {
-            tool_error(format!("invalid arguments: {}", without_values(msg)))
-        }
-        _ => r,
+    /// Routed tools without a scope declaration (must be none: see the test).
+    pub fn undeclared_tools(&self) -> Vec<String> {
+        self.tool_names()
+            .into_iter()
+            .filter(|n| !scopes().contains_key(n.as_str()))
+            .collect()
     }
+
+    /// Declarations that name no routed tool (a typo would leave the tool denied).
+    pub fn stray_declarations(&self) -> Vec<&'static str> {
+        let routed = self.tool_names();
+        let mut v: Vec<&'static str> = scopes()
+            .keys()
+            .copied()
+            .filter(|n| !routed.iter().any(|r| r == n))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Tool name -> the scope its argument type declares, from every family.
+fn scopes() -> &'static HashMap<&'static str, ScopeFn> {
+    static TABLE: OnceLock<HashMap<&'static str, ScopeFn>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        McpVault::families()
+            .into_iter()
+            .flat_map(|(_, declared)| declared.iter().copied())
+            .collect()
+    })
+}
+
+/// The scope of `tool` called with `args`, as its declaration says. A tool without a
+/// declaration is denied: nothing runs unscoped.
+pub fn scope_of(tool: &str, args: &Map<String, Value>, cfg: &Config) -> Result<Scope, CallError> {
+    match scopes().get(tool) {
+        Some(declared) => declared(args, cfg),
+        None => Err(CallError::Denied(Denial::UndeclaredScope(tool.to_string()))),
+    }
+}
+
+/// The token a request carries in `_meta`: `dev.mcpvault/token` (the spec's
+/// prefixed form) or `token`; both present and different is refused rather than
+/// guessed. The only place that reads it.
+pub fn token_from_meta(meta: &Map<String, Value>) -> Result<Option<String>, Denial> {
+    let get = |k: &str| meta.get(k).and_then(|t| t.as_str());
+    match (get("dev.mcpvault/token"), get("token")) {
+        (Some(a), Some(b)) if a.trim() != b.trim() => Err(Denial::ConflictingTokens),
+        (Some(t), _) | (None, Some(t)) => Ok(Some(t.to_string())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The call a request stands for: its id (for the audit log), tool and token.
+fn call_of<'a>(context: &RequestContext<RoleServer>, tool: &'a str) -> Call<'a> {
+    let request_id = match serde_json::to_value(&context.id) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => String::new(),
+    };
+    Call {
+        request_id,
+        tool,
+        token: token_from_meta(&context.meta),
+    }
+}
+
+fn tool_error(e: CallError) -> CallToolResponse {
+    CallToolResult::error(e.into_contents()).into()
 }
 
 /// A client-supplied name, echoed only when it looks like a tool name (it could be
@@ -122,25 +196,8 @@ fn printable_name(name: &str) -> String {
     }
 }
 
-/// `invalid type: string "VALUE", expected a map` -> `invalid type: string, expected a map`.
-fn without_values(msg: &str) -> String {
-    for marker in ["invalid type: ", "invalid value: "] {
-        if let Some(start) = msg.find(marker) {
-            let after = start + marker.len();
-            // The expectation comes from our own types and ends the message.
-            let end = msg
-                .rfind(", expected")
-                .filter(|&e| e >= after)
-                .unwrap_or(msg.len());
-            let kind = msg[after..end]
-                .split(['"', '`'])
-                .next()
-                .unwrap_or("")
-                .trim_end();
-            return format!("{}{marker}{kind}{}", &msg[..start], &msg[end..]);
-        }
-    }
-    msg.to_string()
+fn tool_succeeded(r: &Result<CallToolResponse, ErrorData>) -> bool {
+    matches!(r, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true))
 }
 
 #[tool_handler(router = self.tool_router)]
@@ -184,8 +241,7 @@ impl ServerHandler for McpVault {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let token = context.meta.get("token").and_then(|t| t.as_str());
-        self.read_kv_resource(&request.uri, token)
+        self.read_kv_resource(&request.uri, &context)
             .await
             .map(Into::into)
     }
@@ -203,15 +259,15 @@ impl ServerHandler for McpVault {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        let token = context.meta.get("token").and_then(|t| t.as_str());
-        self.kv_prompt(&request.name, request.arguments.as_ref(), token)
+        self.kv_prompt(&request.name, request.arguments.as_ref(), &context)
+            .await
             .map(Into::into)
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
+        mut context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         if !self.tool_router.has_route(&name) {
@@ -220,60 +276,69 @@ impl ServerHandler for McpVault {
                 None,
             ));
         }
-        let gate = &self.ctx.gate;
-        let request_id = match serde_json::to_value(&context.id) {
-            Ok(serde_json::Value::String(s)) => s,
-            Ok(v) => v.to_string(),
-            Err(_) => String::new(),
-        };
-        let empty = serde_json::Map::new();
-        let args = request.arguments.as_ref().unwrap_or(&empty);
-        let resource = match resource_of(self.cfg(), &name, args) {
-            Ok(r) => r,
-            Err(GateError::BadArgs(m)) | Err(GateError::Denied { reason: m, .. }) => {
-                gate.record(request_id, &name, None, Decision::Invalid(m.clone()));
-                return Ok(tool_error(format!("invalid arguments: {m}")));
+        let empty = Map::new();
+        let scope = scope_of(&name, request.arguments.as_ref().unwrap_or(&empty), self.cfg());
+        let call = call_of(&context, &name);
+        let ran = self
+            .ctx
+            .pipeline
+            .run(call, scope, tool_succeeded, |auth| {
+                // The tool reads what was decided (subject, scope) from here; a tool
+                // run without it fails on the missing extension, never unscoped.
+                context.extensions.insert(auth);
+                self.tool_router
+                    .call(ToolCallContext::new(self, request, context))
+            })
+            .await;
+        match ran {
+            Ok(result) => result,
+            Err(e) => Ok(tool_error(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server() -> McpVault {
+        let cfg = Config::from_vars(&|k: &str| match k {
+            "SUBJECT" => Some("agentA".into()),
+            // The fixtures' test root key.
+            "MCPVAULT_PUBLIC_KEY" => {
+                Some("f3964bc8ade9c657beace606b3fe2625a7baa8d2c41ed4c20d17b3f839dc18a4".into())
             }
+            _ => None,
+        });
+        let cfg = match cfg {
+            Ok(c) => c,
+            Err(e) => panic!("config: {e:?}"),
         };
-        let resource_label = resource.as_ref().map(|(k, v)| format!("{k}:{v}"));
-        let token = context.meta.get("token").and_then(|t| t.as_str());
-        let facts = match gate.authorize(
-            token,
-            &name,
-            resource.as_ref().map(|(k, v)| (*k, v.as_str())),
-        ) {
-            Ok(f) => f,
-            Err(GateError::Denied { reason, code }) => {
-                tracing::info!(tool = %name, code, "tools/call denied");
-                gate.record(
-                    request_id,
-                    &name,
-                    resource_label,
-                    Decision::Deny(reason.clone()),
-                );
-                return Ok(tool_error(format!("denied: {reason}")));
-            }
-            Err(GateError::BadArgs(m)) => return Ok(tool_error(format!("invalid arguments: {m}"))),
-        };
-        let token_id = facts.revocation_ids.last().cloned();
-        let started = std::time::Instant::now();
-        let result = self
-            .tool_router
-            .call(ToolCallContext::new(self, request, context))
-            .await
-            .map(redact_argument_error);
-        let ok = matches!(&result, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true));
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        gate.record(
-            request_id,
-            &name,
-            resource_label,
-            Decision::Allow {
-                token_id,
-                ok,
-                ms: (ms * 1000.0).round() / 1000.0,
-            },
-        );
-        result
+        match McpVault::new(cfg) {
+            Ok(s) => s,
+            Err(e) => panic!("server: {e}"),
+        }
+    }
+
+    /// Walks the router: every tool declares its scope, every declaration names a
+    /// tool. A new tool without a declaration fails here (and is denied at run time).
+    #[test]
+    fn every_routed_tool_declares_its_scope() {
+        let s = server();
+        assert!(s.tool_names().len() >= 20, "{:?}", s.tool_names());
+        assert_eq!(s.undeclared_tools(), Vec::<String>::new());
+        assert_eq!(s.stray_declarations(), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn meta_token_keys() {
+        let mut m = Map::new();
+        assert_eq!(token_from_meta(&m), Ok(None));
+        m.insert("token".into(), "abc".into());
+        assert_eq!(token_from_meta(&m), Ok(Some("abc".into())));
+        m.insert("dev.mcpvault/token".into(), "abc".into());
+        assert_eq!(token_from_meta(&m), Ok(Some("abc".into())));
+        m.insert("dev.mcpvault/token".into(), "xyz".into());
+        assert_eq!(token_from_meta(&m), Err(Denial::ConflictingTokens));
     }
 }

@@ -83,18 +83,6 @@ impl RateLimiter {
         }
     }
 
-    /// Defaults are generous (a runaway agent, not normal use, should hit them).
-    pub fn from_env() -> Result<Self, String> {
-        let get = |name: &str, default: &str| {
-            Limit::parse(&std::env::var(name).unwrap_or_else(|_| default.to_string()))
-                .map_err(|e| format!("{name}: {e}"))
-        };
-        Ok(Self::new(
-            get("MCPVAULT_RATE_LIMIT", "1000/5000")?,
-            get("MCPVAULT_SUBJECT_RATE_LIMIT", "5000/10000")?,
-        ))
-    }
-
     /// Takes one call from both buckets; `Err(message)` when either is empty. A call
     /// refused by one bucket costs the other nothing: a runaway token must not drain
     /// the subject's budget with calls that are refused anyway.

@@ -5,33 +5,23 @@
 //! `kv://S/a/` is `kv.list` on `a/`, and a prompt is the tool it tells the model
 //! to call. Another subject's URI is refused before anything else.
 
+use std::sync::Arc;
+
 use rmcp::model::{
-    ErrorCode, GetPromptResult, Prompt, PromptArgument, PromptMessage, ReadResourceResult,
-    Resource, ResourceContents, ResourceTemplate, Role,
+    GetPromptResult, Prompt, PromptArgument, PromptMessage, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, Role,
 };
-use rmcp::ErrorData;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer};
 use serde_json::{json, Map, Value};
 
-use crate::backend::vault::{report, KvRead};
-use crate::paths::{validate_path, validate_prefix};
-use crate::token::ResourceKind;
+use crate::backend::vault::KvRead;
+use crate::error::{CallError, Denial};
 
-use super::{Decision, GateError, McpVault};
+use super::{call_of, Authorized, McpVault, Scope};
 
 const SCHEME: &str = "kv://";
 const MAX_DESCRIPTION_LEN: usize = 2000;
-
-fn denied(reason: &str) -> ErrorData {
-    ErrorData::new(
-        ErrorCode::INVALID_REQUEST,
-        format!("denied: {reason}"),
-        None,
-    )
-}
-
-fn invalid(msg: String) -> ErrorData {
-    ErrorData::invalid_params(format!("invalid arguments: {msg}"), None)
-}
 
 impl McpVault {
     pub(crate) fn kv_resources(&self) -> Vec<Resource> {
@@ -58,98 +48,66 @@ impl McpVault {
         ]
     }
 
-    fn authorize(&self, token: Option<&str>, tool: &str, path: &str) -> Result<(), ErrorData> {
-        match self
-            .ctx
-            .gate
-            .authorize(token, tool, Some((ResourceKind::Kv, path)))
-        {
-            Ok(facts) => {
-                self.ctx.gate.record(
-                    String::new(),
-                    tool,
-                    Some(format!("kv:{path}")),
-                    Decision::Allow {
-                        token_id: facts.revocation_ids.last().cloned(),
-                        ok: true,
-                        ms: 0.0,
-                    },
-                );
-                Ok(())
-            }
-            Err(GateError::Denied { reason, code }) => {
-                tracing::info!(tool, code, "resource/prompt request denied");
-                self.ctx.gate.record(
-                    String::new(),
-                    tool,
-                    Some(format!("kv:{path}")),
-                    Decision::Deny(reason.clone()),
-                );
-                Err(denied(&reason))
-            }
-            Err(GateError::BadArgs(m)) => Err(invalid(m)),
-        }
-    }
-
-    /// resources/read of `kv://{SUBJECT}/{path}`.
+    /// resources/read of `kv://{SUBJECT}/{path}`: `kv.list` for a folder (ending in
+    /// '/'), else `kv.read`, through the pipeline like the tools themselves.
     pub(crate) async fn read_kv_resource(
         &self,
         uri: &str,
-        token: Option<&str>,
+        context: &RequestContext<RoleServer>,
     ) -> Result<ReadResourceResult, ErrorData> {
+        let subject = self.ctx.pipeline.subject();
         let rest = uri.strip_prefix(SCHEME).ok_or_else(|| {
             ErrorData::invalid_params(
-                format!(
-                    "unsupported URI: expected {SCHEME}{}/PATH",
-                    self.cfg().subject
-                ),
+                format!("unsupported URI: expected {SCHEME}{subject}/PATH"),
                 None,
             )
         })?;
-        let (subject, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if subject != self.cfg().subject {
-            const REASON: &str = "resource belongs to another subject";
-            tracing::info!("resource of another subject denied");
-            self.ctx.gate.record(
-                String::new(),
-                "kv.read",
-                None,
-                Decision::Deny(REASON.to_string()),
-            );
-            return Err(denied(REASON));
-        }
-        let text = if path.is_empty() || path.ends_with('/') {
-            validate_prefix(path).map_err(|e| invalid(format!("path {e}")))?;
-            self.authorize(token, "kv.list", path)?;
-            let keys = self
-                .vault()
-                .kv_list(&self.cfg().kv_mount, &self.kv_full_path(path))
-                .await
-                .map_err(|e| ErrorData::internal_error(report("kv.list", e), None))?;
-            json!({ "keys": keys })
+        let (owner, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let folder = path.is_empty() || path.ends_with('/');
+        let tool = if folder { "kv.list" } else { "kv.read" };
+        let scope = if owner != subject {
+            Err(CallError::Denied(Denial::OtherSubject))
+        } else if folder {
+            Scope::kv_prefix(path)
         } else {
-            validate_path(path).map_err(|e| invalid(format!("path {e}")))?;
-            self.authorize(token, "kv.read", path)?;
-            let read = self
-                .vault()
-                .kv_read(&self.cfg().kv_mount, &self.kv_full_path(path), None)
-                .await
-                .map_err(|e| ErrorData::internal_error(report("kv.read", e), None))?;
-            match read {
-                KvRead::Found(s) => json!({ "data": s.data, "version": s.version }),
-                KvRead::Missing | KvRead::Deleted { .. } | KvRead::Destroyed { .. } => {
-                    return Err(ErrorData::resource_not_found(
-                        format!("no secret at {uri}"),
-                        None,
-                    ))
-                }
-            }
+            Scope::kv_path(path)
         };
-        Ok(ReadResourceResult::new(vec![ResourceContents::text(
-            text.to_string(),
-            uri,
-        )
-        .with_mime_type("application/json")]))
+        let read = |auth: Arc<Authorized>| async move {
+            let full = self.kv_full_path(&auth, path);
+            let mount = &self.cfg().kv_mount;
+            let text = if folder {
+                let keys = self
+                    .vault()
+                    .kv_list(mount, &full)
+                    .await
+                    .map_err(|e| CallError::from(e.at("kv.list")))?;
+                json!({ "keys": keys })
+            } else {
+                match self
+                    .vault()
+                    .kv_read(mount, &full, None)
+                    .await
+                    .map_err(|e| CallError::from(e.at("kv.read")))?
+                {
+                    KvRead::Found(s) => json!({ "data": s.data, "version": s.version }),
+                    KvRead::Missing | KvRead::Deleted { .. } | KvRead::Destroyed { .. } => {
+                        return Err(ErrorData::resource_not_found(
+                            format!("no secret at {uri}"),
+                            None,
+                        ))
+                    }
+                }
+            };
+            Ok(ReadResourceResult::new(vec![ResourceContents::text(
+                text.to_string(),
+                uri,
+            )
+            .with_mime_type("application/json")]))
+        };
+        self.ctx
+            .pipeline
+            .run(call_of(context, tool), scope, Result::is_ok, read)
+            .await?
     }
 
     pub(crate) fn kv_prompts(&self) -> Vec<Prompt> {
@@ -176,17 +134,17 @@ impl McpVault {
     }
 
     /// prompts/get: gated as the tool the prompt tells the model to call.
-    pub(crate) fn kv_prompt(
+    pub(crate) async fn kv_prompt(
         &self,
         name: &str,
         args: Option<&Map<String, Value>>,
-        token: Option<&str>,
+        context: &RequestContext<RoleServer>,
     ) -> Result<GetPromptResult, ErrorData> {
-        let arg = |n: &str| -> Result<String, ErrorData> {
+        let arg = |n: &str| -> Result<String, CallError> {
             match args.and_then(|a| a.get(n)) {
                 Some(Value::String(s)) => Ok(s.clone()),
-                Some(_) => Err(invalid(format!("`{n}` must be a string"))),
-                None => Err(invalid(format!("missing required argument `{n}`"))),
+                Some(_) => Err(CallError::invalid(format!("`{n}` must be a string"))),
+                None => Err(CallError::invalid(format!("missing required argument `{n}`"))),
             }
         };
         let tool = match name {
@@ -199,20 +157,32 @@ impl McpVault {
                 ))
             }
         };
-        let path = arg("path")?;
-        validate_path(&path).map_err(|e| invalid(format!("invalid `path`: {e}")))?;
-        let description = if name == "kv_write" {
-            let d = arg("description")?;
-            if d.len() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control() && c != '\n') {
-                return Err(invalid(format!(
-                    "`description` must be at most {MAX_DESCRIPTION_LEN} characters of text"
-                )));
-            }
-            Some(d)
-        } else {
-            None
+        // The prompt is gated as the tool it tells the model to call; its arguments
+        // are checked as that tool's would be, and nothing reaches a backend.
+        let checked = (|| {
+            let path = arg("path")?;
+            let scope = Scope::kv_path(&path)?;
+            let description = if name == "kv_write" {
+                let d = arg("description")?;
+                if d.len() > MAX_DESCRIPTION_LEN || d.chars().any(|c| c.is_control() && c != '\n') {
+                    return Err(CallError::invalid(format!(
+                        "`description` must be at most {MAX_DESCRIPTION_LEN} characters of text"
+                    )));
+                }
+                Some(d)
+            } else {
+                None
+            };
+            Ok((scope, path, description))
+        })();
+        let (scope, path, description) = match checked {
+            Ok((s, p, d)) => (Ok(s), p, d),
+            Err(e) => (Err(e), String::new(), None),
         };
-        self.authorize(token, tool, &path)?;
+        self.ctx
+            .pipeline
+            .run(call_of(context, tool), scope, |_| true, |_| async {})
+            .await?;
         let path_json = Value::String(path.clone());
         let (summary, text) = match description {
             None => (

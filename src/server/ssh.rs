@@ -2,15 +2,37 @@
 //! signing (CA roles). The resource is the role.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
+use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::schemars::{self, JsonSchema};
 use rmcp::{tool, tool_router, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::vault::{report, CertType};
+use crate::backend::vault::CertType;
+use crate::config::Config;
+use crate::error::CallError;
+use crate::token::ResourceKind;
 
-use super::McpVault;
+use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+
+pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
+    ("ssh.otp", declared::<OtpArgs>),
+    ("ssh.sign", declared::<SignArgs>),
+];
+
+impl Scoped for OtpArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::named(ResourceKind::Ssh, "role", &self.role)
+    }
+}
+
+impl Scoped for SignArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Scope::named(ResourceKind::Ssh, "role", &self.role)
+    }
+}
 
 const MAX_PUBLIC_KEY_LEN: usize = 16 * 1024;
 const MAX_PRINCIPALS: usize = 256;
@@ -81,11 +103,11 @@ pub struct SignResult {
     pub serial_number: String,
 }
 
-fn invalid(msg: &str) -> String {
-    format!("invalid arguments: {msg}")
+fn invalid(msg: &str) -> CallError {
+    CallError::invalid(msg)
 }
 
-fn check_username(u: &str) -> Result<(), String> {
+fn check_username(u: &str) -> Result<(), CallError> {
     let ok = !u.is_empty()
         && u.len() <= 64
         && !u.starts_with('-')
@@ -95,7 +117,7 @@ fn check_username(u: &str) -> Result<(), String> {
         .ok_or_else(|| invalid("`username` must be 1-64 characters from [A-Za-z0-9._-]"))
 }
 
-fn check_public_key(k: &str) -> Result<(), String> {
+fn check_public_key(k: &str) -> Result<(), CallError> {
     let k = k.trim();
     let known = ["ssh-", "ecdsa-sha2-", "sk-"]
         .iter()
@@ -108,7 +130,7 @@ fn check_public_key(k: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn principals(p: &Principals) -> Result<String, String> {
+fn principals(p: &Principals) -> Result<String, CallError> {
     let list: Vec<&str> = match p {
         Principals::List(v) => v.iter().map(String::as_str).collect(),
         Principals::Csv(s) => s.split(',').map(str::trim).collect(),
@@ -126,7 +148,7 @@ fn principals(p: &Principals) -> Result<String, String> {
     Ok(list.join(","))
 }
 
-fn ttl(t: &Ttl) -> Result<String, String> {
+fn ttl(t: &Ttl) -> Result<String, CallError> {
     let s = match t {
         Ttl::Seconds(n) => format!("{n}s"),
         Ttl::Duration(d) => d.trim().to_string(),
@@ -156,8 +178,9 @@ impl McpVault {
     )]
     pub async fn ssh_otp(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<OtpArgs>,
-    ) -> Result<Json<OtpResult>, String> {
+    ) -> Result<Json<OtpResult>, CallError> {
         let ip: IpAddr =
             a.ip.trim()
                 .parse()
@@ -169,9 +192,9 @@ impl McpVault {
         let ip = ip.to_string();
         let otp = self
             .vault()
-            .ssh_otp(&self.cfg().ssh_mount, &a.role, &ip, &a.username)
+            .ssh_otp(&self.cfg().ssh_mount, auth.named()?, &ip, &a.username)
             .await
-            .map_err(|e| report("ssh.otp", e))?;
+            .map_err(|e| e.at("ssh.otp"))?;
         Ok(Json(OtpResult {
             port: a.port.or(otp.port).unwrap_or(22),
             username: if otp.username.is_empty() {
@@ -198,8 +221,9 @@ impl McpVault {
     )]
     pub async fn ssh_sign(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<SignArgs>,
-    ) -> Result<Json<SignResult>, String> {
+    ) -> Result<Json<SignResult>, CallError> {
         check_public_key(&a.public_key)?;
         let principals = a.valid_principals.as_ref().map(principals).transpose()?;
         let ttl = a.ttl.as_ref().map(ttl).transpose()?;
@@ -211,14 +235,14 @@ impl McpVault {
             .vault()
             .ssh_sign(
                 &self.cfg().ssh_mount,
-                &a.role,
+                auth.named()?,
                 a.public_key.trim(),
                 cert_type,
                 principals.as_deref(),
                 ttl.as_deref(),
             )
             .await
-            .map_err(|e| report("ssh.sign", e))?;
+            .map_err(|e| e.at("ssh.sign"))?;
         Ok(Json(SignResult {
             signed_key: s.signed_key.trim_end().to_string(),
             serial_number: s.serial_number,
@@ -237,12 +261,14 @@ mod tests {
         assert!(check_public_key("ssh-ed25519 AAAAC3Nz x@y").is_ok());
         assert!(check_public_key("-----BEGIN").is_err());
         assert_eq!(
-            principals(&Principals::List(vec!["a".into(), "b".into()])).as_deref(),
-            Ok("a,b")
+            principals(&Principals::List(vec!["a".into(), "b".into()]))
+                .ok()
+                .as_deref(),
+            Some("a,b")
         );
         assert!(principals(&Principals::List(vec!["a,b".into()])).is_err());
-        assert_eq!(ttl(&Ttl::Seconds(60)).as_deref(), Ok("60s"));
-        assert_eq!(ttl(&Ttl::Duration("30m".into())).as_deref(), Ok("30m"));
+        assert_eq!(ttl(&Ttl::Seconds(60)).ok().as_deref(), Some("60s"));
+        assert_eq!(ttl(&Ttl::Duration("30m".into())).ok().as_deref(), Some("30m"));
         assert!(ttl(&Ttl::Duration("1y; rm".into())).is_err());
     }
 }

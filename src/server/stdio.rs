@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-/// Default bound on one JSON-RPC message (one line, without its newline), in bytes.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+pub use crate::config::DEFAULT_MAX_MESSAGE_BYTES;
 
 /// RFC 8259 lets a parser ignore a leading UTF-8 byte order mark; rmcp does.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";

@@ -1,15 +1,49 @@
 //! `transit.*`: encryption as a service with Vault's transit engine. The resource is
 //! the key name (validated at the gate); binary values are standard base64.
 
+use std::sync::Arc;
+
 use base64::Engine;
+use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::schemars::{self, JsonSchema};
 use rmcp::{tool, tool_router, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::vault::{report, SignOpts};
+use crate::backend::vault::SignOpts;
+use crate::config::Config;
+use crate::error::CallError;
+use crate::token::ResourceKind;
 
-use super::McpVault;
+use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+
+pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
+    ("transit.encrypt", declared::<EncryptArgs>),
+    ("transit.decrypt", declared::<DecryptArgs>),
+    ("transit.sign", declared::<SignArgs>),
+    ("transit.verify", declared::<VerifyArgs>),
+    ("transit.rewrap", declared::<RewrapArgs>),
+    ("transit.random", declared::<RandomArgs>),
+];
+
+/// Every transit tool but `random` names its key in `key`.
+macro_rules! key_scoped {
+    ($($t:ty),*) => {$(
+        impl Scoped for $t {
+            fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+                Scope::named(ResourceKind::Transit, "key", &self.key)
+            }
+        }
+    )*};
+}
+key_scoped!(EncryptArgs, DecryptArgs, SignArgs, VerifyArgs, RewrapArgs);
+
+/// Random bytes come from Vault's generator, not from a key: no resource.
+impl Scoped for RandomArgs {
+    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+        Ok(Scope::Nothing)
+    }
+}
 
 /// Upper bound for a base64 argument (about 3 MiB of data): Vault has its own
 /// limit, this one keeps an oversized call from being buffered and forwarded.
@@ -18,23 +52,23 @@ const MAX_RANDOM_BYTES: u32 = 1024;
 const DEFAULT_RANDOM_BYTES: u32 = 32;
 
 /// Checked before any I/O so a mistake gets a clear message instead of Vault's.
-fn check_b64(name: &str, v: &str) -> Result<(), String> {
+fn check_b64(name: &str, v: &str) -> Result<(), CallError> {
     if v.len() > MAX_B64_LEN {
-        return Err(format!(
-            "invalid arguments: `{name}` is longer than {MAX_B64_LEN} characters"
-        ));
+        return Err(CallError::invalid(format!(
+            "`{name}` is longer than {MAX_B64_LEN} characters"
+        )));
     }
     base64::engine::general_purpose::STANDARD
         .decode(v)
         .map(|_| ())
-        .map_err(|_| format!("invalid arguments: `{name}` must be standard base64"))
+        .map_err(|_| CallError::invalid(format!("`{name}` must be standard base64")))
 }
 
-fn check_ciphertext(name: &str, v: &str) -> Result<(), String> {
+fn check_ciphertext(name: &str, v: &str) -> Result<(), CallError> {
     if v.is_empty() || v.len() > MAX_B64_LEN || v.chars().any(char::is_control) {
-        return Err(format!(
-            "invalid arguments: `{name}` must be a transit ciphertext like `vault:v1:...`"
-        ));
+        return Err(CallError::invalid(format!(
+            "`{name}` must be a transit ciphertext like `vault:v1:...`"
+        )));
     }
     Ok(())
 }
@@ -216,8 +250,9 @@ impl McpVault {
     )]
     pub async fn transit_encrypt(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<EncryptArgs>,
-    ) -> Result<Json<CiphertextResult>, String> {
+    ) -> Result<Json<CiphertextResult>, CallError> {
         check_b64("plaintext", &a.plaintext)?;
         if let Some(c) = &a.context {
             check_b64("context", c)?;
@@ -226,12 +261,12 @@ impl McpVault {
             .vault()
             .transit_encrypt(
                 &self.cfg().transit_mount,
-                &a.key,
+                auth.named()?,
                 &a.plaintext,
                 a.context.as_deref(),
             )
             .await
-            .map_err(|e| report("transit.encrypt", e))?;
+            .map_err(|e| e.at("transit.encrypt"))?;
         Ok(Json(CiphertextResult { ciphertext }))
     }
 
@@ -243,8 +278,9 @@ impl McpVault {
     )]
     pub async fn transit_decrypt(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<DecryptArgs>,
-    ) -> Result<Json<PlaintextResult>, String> {
+    ) -> Result<Json<PlaintextResult>, CallError> {
         check_ciphertext("ciphertext", &a.ciphertext)?;
         if let Some(c) = &a.context {
             check_b64("context", c)?;
@@ -253,12 +289,12 @@ impl McpVault {
             .vault()
             .transit_decrypt(
                 &self.cfg().transit_mount,
-                &a.key,
+                auth.named()?,
                 &a.ciphertext,
                 a.context.as_deref(),
             )
             .await
-            .map_err(|e| report("transit.decrypt", e))?;
+            .map_err(|e| e.at("transit.decrypt"))?;
         Ok(Json(PlaintextResult { plaintext }))
     }
 
@@ -275,19 +311,20 @@ impl McpVault {
     )]
     pub async fn transit_sign(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<SignArgs>,
-    ) -> Result<Json<SignResult>, String> {
+    ) -> Result<Json<SignResult>, CallError> {
         check_b64("input", &a.input)?;
         let signature = self
             .vault()
             .transit_sign(
                 &self.cfg().transit_mount,
-                &a.key,
+                auth.named()?,
                 &a.input,
                 &opts(a.hash_algorithm, a.signature_algorithm),
             )
             .await
-            .map_err(|e| report("transit.sign", e))?;
+            .map_err(|e| e.at("transit.sign"))?;
         Ok(Json(SignResult { signature }))
     }
 
@@ -300,21 +337,22 @@ impl McpVault {
     )]
     pub async fn transit_verify(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<VerifyArgs>,
-    ) -> Result<Json<VerifyResult>, String> {
+    ) -> Result<Json<VerifyResult>, CallError> {
         check_b64("input", &a.input)?;
         check_ciphertext("signature", &a.signature)?;
         let valid = self
             .vault()
             .transit_verify(
                 &self.cfg().transit_mount,
-                &a.key,
+                auth.named()?,
                 &a.input,
                 &a.signature,
                 &opts(a.hash_algorithm, a.signature_algorithm),
             )
             .await
-            .map_err(|e| report("transit.verify", e))?;
+            .map_err(|e| e.at("transit.verify"))?;
         Ok(Json(VerifyResult { valid }))
     }
 
@@ -330,14 +368,15 @@ impl McpVault {
     )]
     pub async fn transit_rewrap(
         &self,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<RewrapArgs>,
-    ) -> Result<Json<CiphertextResult>, String> {
+    ) -> Result<Json<CiphertextResult>, CallError> {
         check_ciphertext("ciphertext", &a.ciphertext)?;
         let ciphertext = self
             .vault()
-            .transit_rewrap(&self.cfg().transit_mount, &a.key, &a.ciphertext)
+            .transit_rewrap(&self.cfg().transit_mount, auth.named()?, &a.ciphertext)
             .await
-            .map_err(|e| report("transit.rewrap", e))?;
+            .map_err(|e| e.at("transit.rewrap"))?;
         Ok(Json(CiphertextResult { ciphertext }))
     }
 
@@ -353,13 +392,14 @@ impl McpVault {
     )]
     pub async fn transit_random(
         &self,
+        Extension(_): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<RandomArgs>,
-    ) -> Result<Json<RandomResult>, String> {
+    ) -> Result<Json<RandomResult>, CallError> {
         let bytes = a.bytes.unwrap_or(DEFAULT_RANDOM_BYTES);
         if !(1..=MAX_RANDOM_BYTES).contains(&bytes) {
-            return Err(format!(
-                "invalid arguments: `bytes` must be 1 to {MAX_RANDOM_BYTES}"
-            ));
+            return Err(CallError::invalid(format!(
+                "`bytes` must be 1 to {MAX_RANDOM_BYTES}"
+            )));
         }
         let format = match a.format.unwrap_or_default() {
             RandomFormat::Base64 => "base64",
@@ -369,7 +409,7 @@ impl McpVault {
             .vault()
             .transit_random(&self.cfg().transit_mount, bytes, format)
             .await
-            .map_err(|e| report("transit.random", e))?;
+            .map_err(|e| e.at("transit.random"))?;
         Ok(Json(RandomResult { random }))
     }
 }

@@ -24,6 +24,27 @@ pub enum Denial {
     DelegationTooDeep(String),
     #[error("evaluation limit exceeded")]
     LimitExceeded,
+    // Denials the server decides around the token (not from its Datalog). They live
+    // here so every denial, its text and its code come from one enum.
+    /// The revocation list cannot be read or parsed: fail closed.
+    #[error("revocation list unavailable, failing closed ({0})")]
+    RevocationUnavailable(String),
+    /// Per-token or per-subject bucket empty: the limiter's own explanation,
+    /// `rate limited (token): retry in N ms`.
+    #[error("{0}")]
+    RateLimited(String),
+    /// `params._meta` carries two different tokens under the two accepted keys.
+    #[error("conflicting tokens")]
+    ConflictingTokens,
+    /// A resource URI names another subject's namespace.
+    #[error("resource belongs to another subject")]
+    OtherSubject,
+    /// A tool registered without a scope declaration: never run unscoped.
+    #[error("tool has no declared scope: {0}")]
+    UndeclaredScope(String),
+    /// The audit entry for this call could not be written: fail closed.
+    #[error("audit log unavailable")]
+    AuditUnavailable,
 }
 
 impl Denial {
@@ -40,6 +61,12 @@ impl Denial {
             Denial::ResourceNotGranted(_) => "resource_not_granted",
             Denial::DelegationTooDeep(_) => "delegation_too_deep",
             Denial::LimitExceeded => "limit_exceeded",
+            Denial::RevocationUnavailable(_) => "revocation_unavailable",
+            Denial::RateLimited(_) => "rate_limited",
+            Denial::ConflictingTokens => "conflicting_tokens",
+            Denial::OtherSubject => "other_subject",
+            Denial::UndeclaredScope(_) => "undeclared_scope",
+            Denial::AuditUnavailable => "audit_unavailable",
         }
     }
 }

@@ -52,6 +52,22 @@ pub struct RequestResource<'a> {
     pub value: &'a str,
 }
 
+impl RequestResource<'static> {
+    /// The value that stands for "the whole kind": a request that names no resource
+    /// of a kind it touches (`kms.decrypt` without a key). No `requested_resource`
+    /// fact is supplied for it, so it passes only tokens that do not restrict the
+    /// kind. No real value holds a NUL (the server's validation refuses control
+    /// characters), and a caller who passes it gets the stricter rule, never more.
+    pub const ANY: &'static str = "\u{0}any";
+
+    pub fn whole_kind(kind: ResourceKind) -> Self {
+        RequestResource {
+            kind,
+            value: Self::ANY,
+        }
+    }
+}
+
 /// Revoked block ids. Each set gets a unique generation so cached decisions made
 /// under an older list are never reused.
 #[derive(Debug)]
@@ -400,7 +416,7 @@ impl Verifier {
             .and_then(|b| b.fact(fact("request_kind", &[string(kind)])))
             .and_then(|b| b.fact(fact("depth", &[int(i64::from(v.facts.delegation_depth))])))
             .map_err(|_| Denial::Malformed("request facts".into()))?;
-        if let Some(r) = req.resource {
+        if let Some(r) = req.resource.filter(|r| r.value != RequestResource::ANY) {
             b = b
                 .fact(fact("requested_resource", &[string(kind), string(r.value)]))
                 .map_err(|_| Denial::Malformed("request facts".into()))?;
@@ -435,6 +451,10 @@ fn classify(e: BiscuitError, req: &Request<'_>, req_depth: u32) -> Denial {
                 .collect();
             let any = |needle: &str| rules.iter().any(|r| r.contains(needle));
             let resource = || match req.resource {
+                Some(r) if r.value == RequestResource::ANY => Denial::ResourceNotGranted(format!(
+                    "{} (none named, and the token admits only named ones)",
+                    r.kind
+                )),
                 Some(r) => Denial::ResourceNotGranted(format!("{}:{}", r.kind, r.value)),
                 None => Denial::ResourceNotGranted("(none named)".into()),
             };

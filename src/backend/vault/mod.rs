@@ -35,7 +35,7 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 10;
 
 /// What the environment asked for; parsed eagerly (cheap), used lazily.
 #[derive(Clone)]
-struct Settings {
+pub struct Settings {
     /// For messages only; vaultrs reads `VAULT_ADDR` itself (see `build`).
     addr: String,
     login: Login,
@@ -118,14 +118,6 @@ impl VaultError {
             reason: self.to_string(),
         }
     }
-}
-
-/// The tool-facing message for a failed Vault call, `vault: <op>: <reason>`, also
-/// logged (the reason never holds a secret: see `VaultError`'s `Display`).
-pub fn report(op: &'static str, e: VaultError) -> String {
-    let msg = e.at(op).to_string();
-    tracing::warn!("{msg}");
-    msg
 }
 
 /// Vault's error strings are short, but cap them and keep them on one line. Go's
@@ -298,13 +290,6 @@ impl Endpoint for Raw {
     }
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// A value that goes into an HTTP header: vaultrs's middleware panics on anything
 /// `HeaderValue` refuses, so refuse it here first.
 fn header_safe(name: &str, v: &str) -> Result<(), String> {
@@ -318,7 +303,10 @@ fn header_safe(name: &str, v: &str) -> Result<(), String> {
 }
 
 impl Settings {
-    fn from_env() -> Result<Settings, String> {
+    /// From the environment as `config` reads it (`env_var` gives trimmed, non-empty
+    /// values). An `Err` is kept, not fatal: a server may serve KMS alone, so a Vault
+    /// that is not configured fails each Vault call with this reason.
+    pub fn from_vars(env_var: &dyn Fn(&str) -> Option<String>) -> Result<Settings, String> {
         let addr = env_var("VAULT_ADDR").unwrap_or_else(|| "http://127.0.0.1:8200".into());
         if !(addr.starts_with("http://") || addr.starts_with("https://")) {
             return Err(format!(
@@ -395,8 +383,12 @@ impl Settings {
 }
 
 impl Vault {
+    /// As the server would build it, from the environment (through `config`).
     pub fn from_env() -> Self {
-        let settings = Settings::from_env();
+        Self::new(Settings::from_vars(&crate::config::var))
+    }
+
+    pub fn new(settings: Result<Settings, String>) -> Self {
         match &settings {
             Ok(s) => tracing::debug!(settings = ?s, "vault configured"),
             Err(e) => tracing::warn!("vault is not usable: {e}; vault tools will fail"),

@@ -1,0 +1,306 @@
+//! The one request pipeline. Every tools/call, resources/read and prompts/get, from
+//! any transport, is a [`Call`] (subject, token, tool, arguments) and goes through
+//! [`Pipeline::run`], which in this order: takes the scope the tool's argument type
+//! declared (arguments validated, resource resolved) -> token present -> revocation
+//! list readable -> token verified and authorized for the tool on that scope -> rate
+//! limit -> backend -> audit. A call refused at any step never reaches the backend,
+//! and every decision is audited here and nowhere else.
+//!
+//! A transport only builds the `Call` and renders the result; a tool only declares
+//! its scope ([`Scoped`]) and talks to its backend with what the pipeline hands it
+//! ([`Authorized`]).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::audit::{AuditLog, Event};
+use crate::config::Config;
+use crate::error::{CallError, Denial};
+use crate::paths::{validate_name, validate_path, validate_prefix};
+use crate::token::{Request, RequestResource, ResourceKind, Verifier, VerifierConfig};
+
+use super::ratelimit::RateLimiter;
+use super::revocation::RevocationSource;
+
+/// What a call touches, as its tool declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// One named resource of a kind.
+    One(ResourceKind, String),
+    /// The whole kind: the optional argument that names the resource was absent
+    /// (`kms.decrypt` without `key_id`). Only tokens that do not restrict the kind
+    /// admit it.
+    Kind(ResourceKind),
+    /// No resource at all (`transit.random`), declared explicitly.
+    Nothing,
+}
+
+impl Scope {
+    /// How the audit log and denials name it (`kv:app/db`, `kms:*`).
+    pub fn label(&self) -> Option<String> {
+        match self {
+            Scope::One(k, v) => Some(format!("{k}:{v}")),
+            Scope::Kind(k) => Some(format!("{k}:*")),
+            Scope::Nothing => None,
+        }
+    }
+
+    fn request(&self) -> Option<RequestResource<'_>> {
+        match self {
+            Scope::One(kind, value) => Some(RequestResource { kind: *kind, value }),
+            Scope::Kind(kind) => Some(RequestResource::whole_kind(*kind)),
+            Scope::Nothing => None,
+        }
+    }
+
+    /// A KV path (`kv.list`: a folder prefix), validated before any I/O.
+    pub fn kv_path(path: &str) -> Result<Scope, CallError> {
+        validate_path(path).map_err(|e| CallError::bad_field("path", e))?;
+        Ok(Scope::One(ResourceKind::Kv, path.to_string()))
+    }
+
+    pub fn kv_prefix(prefix: &str) -> Result<Scope, CallError> {
+        validate_prefix(prefix).map_err(|e| CallError::bad_field("prefix", e))?;
+        Ok(Scope::One(ResourceKind::Kv, prefix.to_string()))
+    }
+
+    /// A plain name (transit key, database or SSH role) from argument `field`.
+    pub fn named(kind: ResourceKind, field: &str, value: &str) -> Result<Scope, CallError> {
+        validate_name(value).map_err(|e| CallError::bad_field(field, e))?;
+        Ok(Scope::One(kind, value.to_string()))
+    }
+}
+
+/// Implemented by every tool's argument type: the scope of a call is declared with
+/// the arguments that name it, so a tool cannot be registered without saying what it
+/// touches (see [`declared`] and the router test in `server/mod.rs`).
+pub trait Scoped: DeserializeOwned {
+    fn scope(&self, cfg: &Config) -> Result<Scope, CallError>;
+}
+
+/// The scope function of one tool, as the registry keeps it.
+pub type ScopeFn = fn(&Map<String, Value>, &Config) -> Result<Scope, CallError>;
+
+/// Reads the arguments as the tool's own type and asks it for its scope: the same
+/// deserialization the tool then gets, so what was authorized is what runs.
+pub fn declared<A: Scoped>(args: &Map<String, Value>, cfg: &Config) -> Result<Scope, CallError> {
+    let a = A::deserialize(args).map_err(|e| CallError::invalid(without_values(&e.to_string())))?;
+    a.scope(cfg)
+}
+
+/// serde quotes the offending value (`invalid type: string "hunter2", expected a
+/// map`): a secret the agent put in the wrong field would come back in the result.
+/// Keep the complaint, drop the value.
+pub fn without_values(msg: &str) -> String {
+    for marker in ["invalid type: ", "invalid value: "] {
+        if let Some(start) = msg.find(marker) {
+            let after = start + marker.len();
+            // The expectation comes from our own types and ends the message.
+            let end = msg
+                .rfind(", expected")
+                .filter(|&e| e >= after)
+                .unwrap_or(msg.len());
+            let kind = msg
+                .get(after..end)
+                .unwrap_or("")
+                .split(['"', '`'])
+                .next()
+                .unwrap_or("")
+                .trim_end();
+            let head = msg.get(..start).unwrap_or("");
+            let tail = msg.get(end..).unwrap_or("");
+            return format!("{head}{marker}{kind}{tail}");
+        }
+    }
+    msg.to_string()
+}
+
+/// One call, as a transport hands it over.
+pub struct Call<'a> {
+    pub request_id: String,
+    pub tool: &'a str,
+    /// The token the request carried (`Err`: it carried two different ones).
+    pub token: Result<Option<String>, Denial>,
+}
+
+/// What the pipeline decided, handed to the tool with the call.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    /// The subject the call serves: its KV namespace.
+    pub subject: String,
+    pub scope: Scope,
+    /// Revocation id of the token's last block (identifies it, reveals nothing).
+    pub token_id: Option<String>,
+}
+
+impl Authorized {
+    /// The resource's value when the scope names one (the KMS key, after the
+    /// server's default was applied).
+    pub fn resource(&self) -> Option<&str> {
+        match &self.scope {
+            Scope::One(_, v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The one resource a tool that always names one was authorized for (transit
+    /// key, database or SSH role): the tool uses this, not its argument, so what was
+    /// authorized is what runs.
+    pub fn named(&self) -> Result<&str, CallError> {
+        self.resource()
+            .ok_or_else(|| CallError::invalid("this call names no resource"))
+    }
+}
+
+pub struct Pipeline {
+    verifier: Verifier,
+    subject: String,
+    default_token: Option<String>,
+    revocation: RevocationSource,
+    limiter: RateLimiter,
+    audit: AuditLog,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &Config) -> Result<Self, String> {
+        let audit = match &cfg.audit_log {
+            Some(path) => AuditLog::open(path)
+                .map_err(|e| format!("MCPVAULT_AUDIT_LOG {}: {e}", path.display()))?,
+            None => AuditLog::stderr(),
+        };
+        Ok(Pipeline {
+            verifier: Verifier::new(cfg.public_keys.clone(), VerifierConfig::default())
+                .map_err(|e| e.to_string())?,
+            subject: cfg.subject.clone(),
+            default_token: cfg.default_token.clone(),
+            revocation: RevocationSource::new(cfg.revocation_file.clone()),
+            limiter: RateLimiter::new(cfg.token_rate, cfg.subject_rate),
+            audit,
+        })
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// Runs one call: `scope` is what the tool declared for these arguments (or why
+    /// they are unusable), `backend` the work to do once authorized, `succeeded` how
+    /// to read its result for the audit log. `Err` only for calls that never reached
+    /// the backend.
+    pub async fn run<R, F, Fut>(
+        &self,
+        call: Call<'_>,
+        scope: Result<Scope, CallError>,
+        succeeded: fn(&R) -> bool,
+        backend: F,
+    ) -> Result<R, CallError>
+    where
+        F: FnOnce(Arc<Authorized>) -> Fut,
+        Fut: Future<Output = R>,
+    {
+        let scope = match scope {
+            Ok(s) => s,
+            Err(e) => {
+                self.refused(&call, None, &e);
+                return Err(e);
+            }
+        };
+        let token_id = match self.authorize(&call, &scope) {
+            Ok(id) => id,
+            Err(d) => {
+                let e = CallError::Denied(d);
+                self.refused(&call, scope.label(), &e);
+                return Err(e);
+            }
+        };
+        let label = scope.label();
+        let auth = Arc::new(Authorized {
+            subject: self.subject.clone(),
+            scope,
+            token_id: token_id.clone(),
+        });
+        let started = Instant::now();
+        let result = backend(auth).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.audit.record(&Event {
+            subject: &self.subject,
+            tool: call.tool,
+            resource: label,
+            decision: "allow",
+            reason: None,
+            token_id,
+            outcome: Some(if succeeded(&result) { "ok" } else { "error" }),
+            backend_ms: Some((ms * 1000.0).round() / 1000.0),
+            request_id: call.request_id,
+        });
+        Ok(result)
+    }
+
+    fn refused(&self, call: &Call<'_>, resource: Option<String>, e: &CallError) {
+        if let CallError::Denied(d) = e {
+            tracing::info!(tool = %call.tool, code = d.code(), "call denied");
+        }
+        self.audit.record(&Event {
+            subject: &self.subject,
+            tool: call.tool,
+            resource,
+            decision: e.decision(),
+            reason: Some(e.reason()),
+            token_id: None,
+            outcome: None,
+            backend_ms: None,
+            request_id: call.request_id.clone(),
+        });
+    }
+
+    /// The token checks, cheapest first. Returns the token's id for the audit log.
+    fn authorize(&self, call: &Call<'_>, scope: &Scope) -> Result<Option<String>, Denial> {
+        let carried = call.token.clone()?;
+        let token = carried
+            .as_deref()
+            .or(self.default_token.as_deref())
+            .ok_or(Denial::NoToken)?;
+        let revoked = self
+            .revocation
+            .current()
+            .map_err(Denial::RevocationUnavailable)?;
+        let req = Request {
+            tool: call.tool,
+            resource: scope.request(),
+            subject: Some(&self.subject),
+            now: SystemTime::now(),
+        };
+        let facts = self.verifier.authorize(token, &req, &revoked)?;
+        // The bucket belongs to the minted token (its authority block): attenuated
+        // copies, which any holder can make offline, share it rather than each
+        // bringing a fresh one.
+        let root_id = facts
+            .revocation_ids
+            .first()
+            .map(String::as_str)
+            .unwrap_or("");
+        self.limiter.check(root_id).map_err(Denial::RateLimited)?;
+        Ok(facts.revocation_ids.last().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_values_are_dropped() {
+        assert_eq!(
+            without_values("invalid type: string \"hunter2\", expected a map"),
+            "invalid type: string, expected a map"
+        );
+        assert_eq!(without_values("missing field `path`"), "missing field `path`");
+        // Multi-byte text never panics.
+        let m = without_values("invalid value: \"é\u{1F600}\", expected é");
+        assert!(!m.contains('\u{1F600}'), "{m}");
+    }
+}
