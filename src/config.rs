@@ -90,7 +90,8 @@ impl Reader<'_> {
     }
 
     fn file(&mut self, var_name: &str, path: &str) -> Option<String> {
-        let r = std::fs::read_to_string(path).map_err(|e| format!("{var_name}: cannot read {path}: {e}"));
+        let r = std::fs::read_to_string(path)
+            .map_err(|e| format!("{var_name}: cannot read {path}: {e}"));
         self.check(r)
     }
 
@@ -112,7 +113,10 @@ impl Reader<'_> {
     }
 
     fn public_keys(&mut self) -> Vec<PublicKey> {
-        let text = match (self.var("MCPVAULT_PUBLIC_KEY"), self.var("MCPVAULT_PUBLIC_KEY_FILE")) {
+        let text = match (
+            self.var("MCPVAULT_PUBLIC_KEY"),
+            self.var("MCPVAULT_PUBLIC_KEY_FILE"),
+        ) {
             (Some(k), _) => k,
             (None, Some(path)) => {
                 let Some(text) = self.file("MCPVAULT_PUBLIC_KEY_FILE", &path) else {
@@ -189,7 +193,8 @@ impl Config {
                 }
             },
         };
-        let sdk_endpoint_set = r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
+        let sdk_endpoint_set =
+            r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
         let cfg = Config {
             subject,
             public_keys,
@@ -264,6 +269,9 @@ mod tests {
     #[test]
     fn missing_subject_is_a_problem() {
         let e = from(&[]).unwrap_err();
-        assert!(e.iter().any(|p| p.starts_with("SUBJECT is required")), "{e:?}");
+        assert!(
+            e.iter().any(|p| p.starts_with("SUBJECT is required")),
+            "{e:?}"
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::error::CallError;
 use crate::paths::validate_path;
 use crate::token::ResourceKind;
 
-use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
     ("db.issue_creds", declared::<IssueArgs>),
@@ -24,20 +24,20 @@ pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
 ];
 
 impl Scoped for IssueArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::named(ResourceKind::Db, "role", &self.role)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::named(ResourceKind::Db, "role", a.str("role")?)
     }
 }
 
 impl Scoped for RenewArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        lease_scope(cfg, &self.lease_id)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        lease_scope(cfg, a.str("lease_id")?)
     }
 }
 
 impl Scoped for RevokeArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        lease_scope(cfg, &self.lease_id)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        lease_scope(cfg, a.str("lease_id")?)
     }
 }
 

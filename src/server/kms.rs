@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::error::CallError;
 use crate::token::ResourceKind;
 
-use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
     ("kms.encrypt", declared::<KmsEncryptArgs>),
@@ -55,32 +55,32 @@ fn key_scope(key_id: Option<&str>, cfg: &Config, whole_kind_ok: bool) -> Result<
 }
 
 impl Scoped for KmsEncryptArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        key_scope(self.key_id.as_deref(), cfg, false)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(a.opt_str("key_id")?, cfg, false)
     }
 }
 
 impl Scoped for KmsDecryptArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        key_scope(self.key_id.as_deref(), cfg, true)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(a.opt_str("key_id")?, cfg, true)
     }
 }
 
 impl Scoped for KmsGenerateDataKeyArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        key_scope(self.key_id.as_deref(), cfg, false)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(a.opt_str("key_id")?, cfg, false)
     }
 }
 
 impl Scoped for KmsSignArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        key_scope(self.key_id.as_deref(), cfg, false)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(a.opt_str("key_id")?, cfg, false)
     }
 }
 
 impl Scoped for KmsVerifyArgs {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError> {
-        key_scope(self.key_id.as_deref(), cfg, false)
+    fn scope(a: &Args<'_>, cfg: &Config) -> Result<Scope, CallError> {
+        key_scope(a.opt_str("key_id")?, cfg, false)
     }
 }
 
@@ -329,8 +329,7 @@ impl McpVault {
             .ctx
             .kms
             .encrypt(key, plaintext, a.encryption_context)
-            .await
-            ?;
+            .await?;
         Ok(Json(KmsEncryptResult {
             ciphertext: encode(&out.ciphertext),
             key_id: out.key_id,
@@ -360,8 +359,7 @@ impl McpVault {
             .ctx
             .kms
             .decrypt(auth.resource(), ciphertext, a.encryption_context)
-            .await
-            ?;
+            .await?;
         Ok(Json(KmsDecryptResult {
             plaintext: encode(&out.plaintext),
             key_id: out.key_id,
@@ -405,8 +403,7 @@ impl McpVault {
             .ctx
             .kms
             .generate_data_key(key, size, a.encryption_context)
-            .await
-            ?;
+            .await?;
         Ok(Json(KmsGenerateDataKeyResult {
             plaintext: encode(&out.plaintext),
             ciphertext: encode(&out.ciphertext),
@@ -438,8 +435,7 @@ impl McpVault {
             .ctx
             .kms
             .sign(key, input, a.signing_algorithm.into())
-            .await
-            ?;
+            .await?;
         Ok(Json(KmsSignResult {
             signature: encode(&signature),
             key_id,
@@ -470,8 +466,7 @@ impl McpVault {
             .ctx
             .kms
             .verify(key, input, signature, a.signing_algorithm.into())
-            .await
-            ?;
+            .await?;
         Ok(Json(KmsVerifyResult { valid }))
     }
 }

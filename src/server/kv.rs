@@ -15,7 +15,7 @@ use crate::backend::vault::{KvRead, VaultError};
 use crate::config::Config;
 use crate::error::{BackendError, CallError};
 
-use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
     ("kv.read", declared::<KvReadArgs>),
@@ -27,32 +27,32 @@ pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
 ];
 
 impl Scoped for KvReadArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::kv_path(&self.path)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(a.str("path")?)
     }
 }
 
 impl Scoped for KvWriteArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::kv_path(&self.path)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(a.str("path")?)
     }
 }
 
 impl Scoped for KvListArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::kv_prefix(self.prefix.as_deref().unwrap_or(""))
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_prefix(a.opt_str("prefix")?.unwrap_or(""))
     }
 }
 
 impl Scoped for KvPathArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::kv_path(&self.path)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(a.str("path")?)
     }
 }
 
 impl Scoped for KvVersionsArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::kv_path(&self.path)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::kv_path(a.str("path")?)
     }
 }
 
@@ -201,7 +201,10 @@ impl McpVault {
             )),
             KvRead::Destroyed { version } => Err(vault_error(
                 OP,
-                format!("`{path}`{} was destroyed and cannot be recovered", v(version)),
+                format!(
+                    "`{path}`{} was destroyed and cannot be recovered",
+                    v(version)
+                ),
             )),
         }
     }

@@ -37,7 +37,7 @@ use crate::config::Config;
 use crate::error::{CallError, Denial};
 
 pub use db::lease_role;
-pub use pipeline::{declared, Authorized, Call, Pipeline, Scope, ScopeFn, Scoped};
+pub use pipeline::{declared, Args, Authorized, Call, Pipeline, Scope, ScopeFn, Scoped};
 
 /// The tools of one family and the scope each declares.
 pub(crate) type Family = (ToolRouter<McpVault>, &'static [(&'static str, ScopeFn)]);
@@ -196,6 +196,23 @@ fn printable_name(name: &str) -> String {
     }
 }
 
+/// rmcp reports arguments that do not fit a tool's types with serde's message, which
+/// quotes the offending value: a secret the agent put in the wrong field would come
+/// back in the result. Keep the complaint, drop the value, use the one prefix.
+fn redact_argument_error(r: CallToolResponse) -> CallToolResponse {
+    const PREFIX: &str = "failed to deserialize parameters: ";
+    let CallToolResponse::Complete(res) = &r else {
+        return r;
+    };
+    let text = res.content.first().and_then(|c| c.as_text());
+    match text.and_then(|t| t.text.strip_prefix(PREFIX)) {
+        Some(msg) if res.is_error == Some(true) => {
+            tool_error(CallError::invalid(pipeline::without_values(msg)))
+        }
+        _ => r,
+    }
+}
+
 fn tool_succeeded(r: &Result<CallToolResponse, ErrorData>) -> bool {
     matches!(r, Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true))
 }
@@ -277,7 +294,11 @@ impl ServerHandler for McpVault {
             ));
         }
         let empty = Map::new();
-        let scope = scope_of(&name, request.arguments.as_ref().unwrap_or(&empty), self.cfg());
+        let scope = scope_of(
+            &name,
+            request.arguments.as_ref().unwrap_or(&empty),
+            self.cfg(),
+        );
         let call = call_of(&context, &name);
         let ran = self
             .ctx
@@ -286,8 +307,10 @@ impl ServerHandler for McpVault {
                 // The tool reads what was decided (subject, scope) from here; a tool
                 // run without it fails on the missing extension, never unscoped.
                 context.extensions.insert(auth);
-                self.tool_router
-                    .call(ToolCallContext::new(self, request, context))
+                let routed = self
+                    .tool_router
+                    .call(ToolCallContext::new(self, request, context));
+                async move { routed.await.map(redact_argument_error) }
             })
             .await;
         match ran {

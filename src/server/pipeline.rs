@@ -14,7 +14,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::audit::{AuditLog, Event};
@@ -76,20 +75,39 @@ impl Scope {
 }
 
 /// Implemented by every tool's argument type: the scope of a call is declared with
-/// the arguments that name it, so a tool cannot be registered without saying what it
-/// touches (see [`declared`] and the router test in `server/mod.rs`).
-pub trait Scoped: DeserializeOwned {
-    fn scope(&self, cfg: &Config) -> Result<Scope, CallError>;
+/// the type whose fields name it, so a tool cannot be registered without saying what
+/// it touches (see [`declared`] and the router test in `server/mod.rs`). It reads only
+/// the arguments that name the resource, before the token is looked at; the rest of
+/// the arguments are typed and checked by the tool once the call is authorized.
+pub trait Scoped {
+    fn scope(args: &Args<'_>, cfg: &Config) -> Result<Scope, CallError>;
+}
+
+/// The raw arguments of a call, read by name with precise messages.
+pub struct Args<'a>(pub &'a Map<String, Value>);
+
+impl<'a> Args<'a> {
+    /// An optional string argument (`null` counts as absent).
+    pub fn opt_str(&self, name: &str) -> Result<Option<&'a str>, CallError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(CallError::invalid(format!("`{name}` must be a string"))),
+        }
+    }
+
+    pub fn str(&self, name: &str) -> Result<&'a str, CallError> {
+        self.opt_str(name)?
+            .ok_or_else(|| CallError::invalid(format!("missing required argument `{name}`")))
+    }
 }
 
 /// The scope function of one tool, as the registry keeps it.
 pub type ScopeFn = fn(&Map<String, Value>, &Config) -> Result<Scope, CallError>;
 
-/// Reads the arguments as the tool's own type and asks it for its scope: the same
-/// deserialization the tool then gets, so what was authorized is what runs.
+/// The scope `A` declares for these arguments.
 pub fn declared<A: Scoped>(args: &Map<String, Value>, cfg: &Config) -> Result<Scope, CallError> {
-    let a = A::deserialize(args).map_err(|e| CallError::invalid(without_values(&e.to_string())))?;
-    a.scope(cfg)
+    A::scope(&Args(args), cfg)
 }
 
 /// serde quotes the offending value (`invalid type: string "hunter2", expected a
@@ -298,7 +316,10 @@ mod tests {
             without_values("invalid type: string \"hunter2\", expected a map"),
             "invalid type: string, expected a map"
         );
-        assert_eq!(without_values("missing field `path`"), "missing field `path`");
+        assert_eq!(
+            without_values("missing field `path`"),
+            "missing field `path`"
+        );
         // Multi-byte text never panics.
         let m = without_values("invalid value: \"é\u{1F600}\", expected é");
         assert!(!m.contains('\u{1F600}'), "{m}");

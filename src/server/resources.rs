@@ -144,7 +144,9 @@ impl McpVault {
             match args.and_then(|a| a.get(n)) {
                 Some(Value::String(s)) => Ok(s.clone()),
                 Some(_) => Err(CallError::invalid(format!("`{n}` must be a string"))),
-                None => Err(CallError::invalid(format!("missing required argument `{n}`"))),
+                None => Err(CallError::invalid(format!(
+                    "missing required argument `{n}`"
+                ))),
             }
         };
         let tool = match name {

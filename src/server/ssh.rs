@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::CallError;
 use crate::token::ResourceKind;
 
-use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
     ("ssh.otp", declared::<OtpArgs>),
@@ -23,14 +23,14 @@ pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
 ];
 
 impl Scoped for OtpArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::named(ResourceKind::Ssh, "role", &self.role)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::named(ResourceKind::Ssh, "role", a.str("role")?)
     }
 }
 
 impl Scoped for SignArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-        Scope::named(ResourceKind::Ssh, "role", &self.role)
+    fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+        Scope::named(ResourceKind::Ssh, "role", a.str("role")?)
     }
 }
 
@@ -268,7 +268,10 @@ mod tests {
         );
         assert!(principals(&Principals::List(vec!["a,b".into()])).is_err());
         assert_eq!(ttl(&Ttl::Seconds(60)).ok().as_deref(), Some("60s"));
-        assert_eq!(ttl(&Ttl::Duration("30m".into())).ok().as_deref(), Some("30m"));
+        assert_eq!(
+            ttl(&Ttl::Duration("30m".into())).ok().as_deref(),
+            Some("30m")
+        );
         assert!(ttl(&Ttl::Duration("1y; rm".into())).is_err());
     }
 }

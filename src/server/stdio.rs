@@ -9,6 +9,17 @@
 //! JSON-RPC error carrying the request's id, and forwards everything else to rmcp over
 //! an in-memory pipe. A single writer task owns stdout, so lines from rmcp and from
 //! this guard never interleave.
+//!
+//! Why each part exists, since rmcp's own stdio transport is not enough:
+//! - `read_bounded`: rmcp's reader drops an over-long line silently; the contract
+//!   answers it with `-32600`, so the line must be measured here, without buffering it.
+//! - `Judge::judge`/`diagnose`: rmcp drops unparsable lines (the contract wants
+//!   `-32700`), answers batches and non-objects without an id, quits on a notification
+//!   or response before `initialize`, and reads typed methods with bad params as
+//!   unknown methods (`-32601` instead of `-32602`).
+//! - the in-flight id set and `outgoing`: rmcp has no notion of a duplicate in-flight
+//!   id; replies retire ids (read with a field-skipping parse, not a second tree).
+//! - `SyncStdout` and the writer task: one writer, batched flushes.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -312,24 +323,43 @@ pub async fn replay(input: &[u8], max_message: usize) -> std::io::Result<Trace> 
 /// A line rmcp wrote: retires the id of a response, and gives an id-less error reply
 /// (rmcp's answer to a malformed notification) the `"id": null` JSON-RPC requires.
 fn outgoing(line: String, in_flight: &InFlight) -> String {
-    let Ok(Value::Object(mut v)) = serde_json::from_str::<Value>(&line) else {
+    /// Only what retiring an id needs: the other fields (a result may be large) are
+    /// skipped by the scanner, never built into a tree.
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        id: Option<Value>,
+        method: Option<serde::de::IgnoredAny>,
+    }
+    let Ok(env) = serde_json::from_str::<Envelope>(&line) else {
         return line;
     };
-    if v.contains_key("method") {
-        return line;
-    }
-    match v.get("id") {
-        Some(id) => {
+    match env {
+        // A request or notification of rmcp's own (to the client): no id to retire.
+        Envelope {
+            method: Some(_), ..
+        } => line,
+        Envelope {
+            id: Some(id),
+            method: None,
+        } => {
             in_flight
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&id.to_string());
             line
         }
-        None => {
-            v.insert("id".into(), Value::Null);
-            Value::Object(v).to_string()
-        }
+        // rmcp answers some malformed requests without an id (or a null one): give
+        // the reply the `"id": null` JSON-RPC requires. Rare, so a full parse is fine.
+        Envelope {
+            id: None,
+            method: None,
+        } => match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(mut v)) => {
+                v.insert("id".into(), Value::Null);
+                Value::Object(v).to_string()
+            }
+            _ => line,
+        },
     }
 }
 

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::CallError;
 use crate::token::ResourceKind;
 
-use super::{declared, Authorized, McpVault, Scope, ScopeFn, Scoped};
+use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
     ("transit.encrypt", declared::<EncryptArgs>),
@@ -30,8 +30,8 @@ pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
 macro_rules! key_scoped {
     ($($t:ty),*) => {$(
         impl Scoped for $t {
-            fn scope(&self, _: &Config) -> Result<Scope, CallError> {
-                Scope::named(ResourceKind::Transit, "key", &self.key)
+            fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
+                Scope::named(ResourceKind::Transit, "key", a.str("key")?)
             }
         }
     )*};
@@ -40,7 +40,7 @@ key_scoped!(EncryptArgs, DecryptArgs, SignArgs, VerifyArgs, RewrapArgs);
 
 /// Random bytes come from Vault's generator, not from a key: no resource.
 impl Scoped for RandomArgs {
-    fn scope(&self, _: &Config) -> Result<Scope, CallError> {
+    fn scope(_: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
         Ok(Scope::Nothing)
     }
 }
