@@ -12,6 +12,9 @@ use std::path::PathBuf;
 
 use biscuit_auth::PublicKey;
 
+use ed25519_dalek::SigningKey;
+
+use crate::audit::SyncMode;
 use crate::backend::vault;
 use crate::server::ratelimit::Limit;
 use crate::token::{parse_public_keys, KeyFile};
@@ -27,6 +30,10 @@ pub struct Config {
     pub default_token: Option<String>,
     pub revocation_file: Option<PathBuf>,
     pub audit_log: Option<PathBuf>,
+    /// `MCPVAULT_AUDIT_SYNC`: `always` (default) or `batch`.
+    pub audit_sync: SyncMode,
+    /// `MCPVAULT_AUDIT_KEY`: signs checkpoints of the audit chain.
+    pub audit_key: Option<SigningKey>,
     pub kv_mount: String,
     pub default_prefix: String,
     pub transit_mount: String,
@@ -201,6 +208,20 @@ impl Config {
             default_token,
             revocation_file: r.var("MCPVAULT_REVOCATION_FILE").map(PathBuf::from),
             audit_log: r.var("MCPVAULT_AUDIT_LOG").map(PathBuf::from),
+            audit_sync: match r.var("MCPVAULT_AUDIT_SYNC") {
+                None => SyncMode::Always,
+                Some(v) => {
+                    let parsed = SyncMode::parse(&v);
+                    r.check(parsed).unwrap_or(SyncMode::Always)
+                }
+            },
+            audit_key: match r.var("MCPVAULT_AUDIT_KEY") {
+                None => None,
+                Some(path) => {
+                    let key = crate::audit::signing_key_from_file(std::path::Path::new(&path));
+                    r.check(key)
+                }
+            },
             kv_mount: r.mount("KV_MOUNT", "secret"),
             default_prefix: r.mount("DEFAULT_PREFIX", "mcp"),
             transit_mount: r.mount("TRANSIT_MOUNT", "transit"),

@@ -561,10 +561,12 @@ fn audit_verify_accepts_an_intact_chain_and_names_the_first_broken_line() {
             decision,
             reason: None,
             token_id: None,
+            phase: None,
             outcome: None,
             backend_ms: None,
             request_id: "1".into(),
-        });
+        })
+        .unwrap();
     }
     drop(log);
     let p = path.to_str().unwrap();

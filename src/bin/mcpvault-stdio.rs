@@ -60,6 +60,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let closer = server.clone();
     let result = stdio::run(
         tokio::io::stdin(),
         stdio::SyncStdout::new(),
@@ -77,6 +78,7 @@ async fn main() -> ExitCode {
         },
     )
     .await;
+    closer.finish();
     // Exit rather than return: tokio reads stdin on a blocking thread that cannot be
     // cancelled, so after SIGTERM with stdin still open, dropping the runtime would
     // wait until the host closes stdin. Every reply has been written and flushed.

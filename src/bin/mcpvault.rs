@@ -140,12 +140,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check an audit log's hash chain (MCPVAULT_AUDIT_LOG); exit 1 at the first
+    /// Check an audit log's hash chains (MCPVAULT_AUDIT_LOG); exit 1 at the first
     /// edited, inserted or deleted entry
     Verify {
         /// The audit log (JSON lines)
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Check the signed checkpoints with this public key (hex, of the
+        /// MCPVAULT_AUDIT_KEY key file); reports entries after the last checkpoint
+        #[arg(long, value_name = "HEX")]
+        pubkey: Option<String>,
+        /// With --pubkey: exit 1 if any entry follows its chain's last checkpoint
+        #[arg(long, requires = "pubkey")]
+        require_signed: bool,
     },
 }
 
@@ -346,16 +353,43 @@ fn run(cli: Cli) -> Outcome {
             emit(&ids.join("\n"))
         }
         Command::Audit {
-            action: AuditCommand::Verify { file },
+            action:
+                AuditCommand::Verify {
+                    file,
+                    pubkey,
+                    require_signed,
+                },
         } => {
+            let key = pubkey
+                .as_deref()
+                .map(mcpvault::audit::verifying_key)
+                .transpose()
+                .map_err(usage)?;
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| usage(format!("cannot read {}: {e}", file.display())))?;
-            match mcpvault::audit::verify_chain(&text) {
-                Ok(n) => emit(&format!("ok: {n} entries, chain intact")),
-                Err((line, why)) => Err(Failure::Failed(format!(
-                    "audit chain broken at line {line}: {why}"
-                ))),
+            let r = mcpvault::audit::verify(&text, key.as_ref()).map_err(|(line, why)| {
+                Failure::Failed(format!("audit chain broken at line {line}: {why}"))
+            })?;
+            if key.is_none() {
+                return emit(&format!(
+                    "ok: {} entries in {} chain(s), chain intact (signatures not checked: \
+                     give --pubkey)",
+                    r.entries, r.chains
+                ));
             }
+            let summary = format!(
+                "{} entries in {} chain(s), {} signed checkpoint(s) verified, {} entr{} after \
+                 the last checkpoint (unsigned)",
+                r.entries,
+                r.chains,
+                r.checkpoints,
+                r.unsigned,
+                if r.unsigned == 1 { "y" } else { "ies" }
+            );
+            if require_signed && r.unsigned > 0 {
+                return Err(Failure::Failed(format!("not all signed: {summary}")));
+            }
+            emit(&format!("ok: {summary}"))
         }
     }
 }

@@ -69,6 +69,23 @@ impl McpVault {
 
     pub fn new(mut cfg: Config) -> Result<Self, String> {
         let pipeline = Pipeline::new(&cfg)?;
+        if cfg.audit_key.is_some() {
+            // Sign the chain head every few seconds while entries keep coming; the
+            // binaries also sign at exit (`McpVault::finish`).
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let audit = Arc::downgrade(&pipeline.audit());
+                rt.spawn(async move {
+                    let mut tick = tokio::time::interval(crate::audit::CHECKPOINT_INTERVAL);
+                    loop {
+                        tick.tick().await;
+                        let Some(audit) = audit.upgrade() else { break };
+                        if let Err(e) = tokio::task::block_in_place(|| audit.checkpoint()) {
+                            tracing::error!("audit checkpoint failed: {e}");
+                        }
+                    }
+                });
+            }
+        }
         let vault = Vault::new(std::mem::replace(&mut cfg.vault, Err(String::new())));
         let kms = Kms::new(cfg.kms_legacy_endpoint.clone());
         let mut tool_router = ToolRouter::new();
@@ -84,6 +101,13 @@ impl McpVault {
             }),
             tool_router,
         })
+    }
+
+    /// At exit: sign what the audit log holds since its last checkpoint.
+    pub fn finish(&self) {
+        if let Err(e) = self.ctx.pipeline.audit().checkpoint() {
+            tracing::error!("audit checkpoint at exit failed: {e}");
+        }
     }
 
     pub(crate) fn cfg(&self) -> &Config {

@@ -180,13 +180,13 @@ pub struct Pipeline {
     default_token: Option<String>,
     revocation: RevocationSource,
     limiter: RateLimiter,
-    audit: AuditLog,
+    audit: Arc<AuditLog>,
 }
 
 impl Pipeline {
     pub fn new(cfg: &Config) -> Result<Self, String> {
         let audit = match &cfg.audit_log {
-            Some(path) => AuditLog::open(path)
+            Some(path) => AuditLog::open_with(path, cfg.audit_sync, cfg.audit_key.clone())
                 .map_err(|e| format!("MCPVAULT_AUDIT_LOG {}: {e}", path.display()))?,
             None => AuditLog::stderr(),
         };
@@ -197,8 +197,13 @@ impl Pipeline {
             default_token: cfg.default_token.clone(),
             revocation: RevocationSource::new(cfg.revocation_file.clone()),
             limiter: RateLimiter::new(cfg.token_rate, cfg.subject_rate),
-            audit,
+            audit: Arc::new(audit),
         })
+    }
+
+    /// The audit log, for checkpoints on a timer and at exit.
+    pub fn audit(&self) -> Arc<AuditLog> {
+        self.audit.clone()
     }
 
     pub fn subject(&self) -> &str {
@@ -236,25 +241,38 @@ impl Pipeline {
             }
         };
         let label = scope.label();
-        let auth = Arc::new(Authorized {
-            subject: self.subject.clone(),
-            scope,
-            token_id: token_id.clone(),
-        });
-        let started = Instant::now();
-        let result = backend(auth).await;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        self.audit.record(&Event {
+        let mut entry = Event {
             subject: &self.subject,
             tool: call.tool,
             resource: label,
             decision: "allow",
             reason: None,
-            token_id,
-            outcome: Some(if succeeded(&result) { "ok" } else { "error" }),
-            backend_ms: Some((ms * 1000.0).round() / 1000.0),
+            token_id: token_id.clone(),
+            phase: Some("intent"),
+            outcome: None,
+            backend_ms: None,
             request_id: call.request_id,
+        };
+        // Write-ahead: no backend request before the intent is on disk.
+        if let Err(e) = self.write(&entry) {
+            tracing::error!("audit log unavailable, refusing the call: {e}");
+            return Err(CallError::Denied(Denial::AuditUnavailable));
+        }
+        let auth = Arc::new(Authorized {
+            subject: self.subject.clone(),
+            scope,
+            token_id,
         });
+        let started = Instant::now();
+        let result = backend(auth).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        entry.phase = Some("outcome");
+        entry.outcome = Some(if succeeded(&result) { "ok" } else { "error" });
+        entry.backend_ms = Some((ms * 1000.0).round() / 1000.0);
+        if let Err(e) = self.write(&entry) {
+            // The call happened; its intent is on record. Say so loudly.
+            tracing::error!("audit log unavailable, outcome not recorded: {e}");
+        }
         Ok(result)
     }
 
@@ -262,17 +280,32 @@ impl Pipeline {
         if let CallError::Denied(d) = e {
             tracing::info!(tool = %call.tool, code = d.code(), "call denied");
         }
-        self.audit.record(&Event {
+        let written = self.write(&Event {
             subject: &self.subject,
             tool: call.tool,
             resource,
             decision: e.decision(),
             reason: Some(e.reason()),
             token_id: None,
+            phase: None,
             outcome: None,
             backend_ms: None,
             request_id: call.request_id.clone(),
         });
+        if let Err(e) = written {
+            tracing::error!("audit log unavailable, refusal not recorded: {e}");
+        }
+    }
+
+    /// An audit write may wait on fsync: tell the runtime, so other calls keep going.
+    fn write(&self, e: &Event<'_>) -> std::io::Result<()> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.audit.record(e))
+            }
+            _ => self.audit.record(e),
+        }
     }
 
     /// The token checks, cheapest first. Returns the token's id for the audit log.
