@@ -119,7 +119,9 @@ pub struct KmsDecryptArgs {
     #[schemars(extend("contentEncoding" = "base64"))]
     pub ciphertext: String,
     /// The key that encrypted it (key id, ARN or alias). Omit to use the server's
-    /// default key. Decryption fails if the ciphertext belongs to another key.
+    /// default key; without one, KMS finds the key from the ciphertext (allowed only
+    /// to tokens that do not restrict KMS keys). Decryption fails if the ciphertext
+    /// belongs to another key than the one given.
     pub key_id: Option<String>,
     /// The encryption context given at encryption, if any (exactly the same pairs).
     pub encryption_context: Option<EncryptionContext>,
