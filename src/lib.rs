@@ -1,12 +1,13 @@
 //! mcpvault: capability tokens for MCP tools backed by Vault/OpenBao and AWS KMS.
 //!
 //! `token` is the pure authorization core shared by the `mcpvault` CLI, the
-//! `mcpvault-stdio` server and the language bindings; `server` is the MCP glue,
-//! `backend` one module per backend.
+//! `mcpvault-stdio` server and the language bindings: it is its own crate
+//! (`crates/mcpvault-token`), re-exported here so `mcpvault::token::...` keeps working.
+//! `server` is the MCP glue, `backend` one module per backend.
 
 pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod paths;
 pub mod server;
-pub mod token;
+pub use mcpvault_token as token;

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use biscuit_auth::builder::Term;
 
-use super::error::TokenError;
+use crate::error::TokenError;
 
 /// The resource kinds of the contract. The server names one per tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
