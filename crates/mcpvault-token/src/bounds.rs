@@ -5,7 +5,8 @@
 //! over a few thousand facts, or one check query joining three predicates, does all
 //! its work inside a single step: the limits fire only after the damage (seconds of
 //! CPU, gigabytes of memory). Attenuation needs no key, so any holder of any valid
-//! token could send such a block. This module walks the token's protobuf (no Datalog,
+//! token could send such a block. This module decodes the token with biscuit-auth's own
+//! protobuf schema types (`biscuit_auth::format::schema`; no Datalog, no signature,
 //! microseconds) and rejects a token whose worst-case evaluation exceeds a budget:
 //!
 //! - facts in all blocks together, plus those the verifier adds, must fit the run
@@ -19,7 +20,11 @@
 //!   (regex, string concatenation, set union/intersection, closures over collections,
 //!   foreign functions), and their literals stay small.
 //!
-//! Anything the walker does not understand is rejected: it fails closed.
+//! Anything the walk does not understand is rejected: it fails closed. Operation and
+//! check kinds are matched exhaustively (no catch-all arm on biscuit-auth's enums), so
+//! a biscuit-auth upgrade that adds one stops the build until it is classified here,
+//! and a kind this biscuit-auth does not know (an unknown enum value on the wire) is
+//! refused, as is a term or operation without content.
 //!
 //! The same walk reads what the verifier needs from the authority block (tools,
 //! issuer, subject, depth cap, resources) and the earliest TTL, so a first sight
@@ -28,6 +33,8 @@
 use std::collections::{HashMap, HashSet};
 
 use biscuit_auth::datalog::SymbolTable;
+use biscuit_auth::format::schema::{self, check, op, op_binary, op_unary, term};
+use prost::Message as _;
 
 /// Upper bound on `sum(combinations x (1 + ops))` over all rules and check queries.
 /// Tokens we mint cost about 30 plus 40 per attenuation block (about 1 200 at the
@@ -80,129 +87,69 @@ pub enum ShapeError {
     TooCostly(String),
 }
 
-// Binary op kinds (schema.proto, OpBinary.Kind) refused in holder blocks.
-const OP_REGEX: u64 = 8;
-const OP_ADD: u64 = 9;
-const OP_INTERSECTION: u64 = 15;
-const OP_UNION: u64 = 16;
-const OP_ALL: u64 = 25;
-const OP_ANY: u64 = 26;
-const OP_FFI: u64 = 28;
-const UNARY_FFI: u64 = 4;
-
-fn binary_name(kind: u64) -> Option<&'static str> {
-    Some(match kind {
-        OP_REGEX => "regex (.matches)",
-        OP_ADD => "addition / string concatenation",
-        OP_INTERSECTION => "set intersection",
-        OP_UNION => "set union",
-        OP_ALL => ".all()",
-        OP_ANY => ".any()",
-        OP_FFI => "foreign function",
-        _ => return None,
-    })
+/// Why a holder's block may not use this binary operation (`None`: it may). Every
+/// kind is listed, with no catch-all, so a biscuit-auth upgrade that adds one does
+/// not compile until someone decides where it belongs.
+fn binary_refused(kind: op_binary::Kind) -> Option<&'static str> {
+    use op_binary::Kind;
+    match kind {
+        Kind::Regex => Some("regex (.matches)"),
+        Kind::Add => Some("addition / string concatenation"),
+        Kind::Intersection => Some("set intersection"),
+        Kind::Union => Some("set union"),
+        Kind::All => Some(".all()"),
+        Kind::Any => Some(".any()"),
+        Kind::Ffi => Some("foreign function"),
+        // Bounded by the size of their operands.
+        Kind::LessThan
+        | Kind::GreaterThan
+        | Kind::LessOrEqual
+        | Kind::GreaterOrEqual
+        | Kind::Equal
+        | Kind::Contains
+        | Kind::Prefix
+        | Kind::Suffix
+        | Kind::Sub
+        | Kind::Mul
+        | Kind::Div
+        | Kind::And
+        | Kind::Or
+        | Kind::BitwiseAnd
+        | Kind::BitwiseOr
+        | Kind::BitwiseXor
+        | Kind::NotEqual
+        | Kind::HeterogeneousEqual
+        | Kind::HeterogeneousNotEqual
+        | Kind::LazyAnd
+        | Kind::LazyOr
+        | Kind::Get
+        | Kind::TryOr => None,
+    }
 }
 
-#[derive(Clone, Copy)]
-enum Wire<'a> {
-    Varint(u64),
-    Bytes(&'a [u8]),
-    Fixed,
+/// Why a holder's block may not use this unary operation (`None`: it may).
+/// Exhaustive for the same reason as [`binary_refused`].
+fn unary_refused(kind: op_unary::Kind) -> Option<&'static str> {
+    use op_unary::Kind;
+    match kind {
+        Kind::Ffi => Some("foreign function"),
+        Kind::Negate | Kind::Parens | Kind::Length | Kind::TypeOf => None,
+    }
 }
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
+/// The kind of a binary operation; a kind this biscuit-auth does not know (a newer
+/// writer, or garbage) is refused in every block.
+fn binary_kind(b: &schema::OpBinary) -> Result<op_binary::Kind, ShapeError> {
+    op_binary::Kind::from_i32(b.kind)
+        .ok_or_else(|| ShapeError::Unsupported(format!("unknown binary operation {}", b.kind)))
+}
+
+fn unary_kind(u: &schema::OpUnary) -> Result<op_unary::Kind, ShapeError> {
+    op_unary::Kind::from_i32(u.kind)
+        .ok_or_else(|| ShapeError::Unsupported(format!("unknown unary operation {}", u.kind)))
 }
 
 const BAD: ShapeError = ShapeError::Malformed("unreadable protobuf");
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-
-    fn varint(&mut self) -> Result<u64, ShapeError> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or(BAD)?;
-            self.pos += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(BAD)
-    }
-
-    fn next(&mut self) -> Result<Option<(u64, Wire<'a>)>, ShapeError> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let field = key >> 3;
-        let wire = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => {
-                self.skip(8)?;
-                Wire::Fixed
-            }
-            2 => {
-                let len = usize::try_from(self.varint()?).map_err(|_| BAD)?;
-                let start = self.pos;
-                self.skip(len)?;
-                Wire::Bytes(&self.buf[start..start + len])
-            }
-            5 => {
-                self.skip(4)?;
-                Wire::Fixed
-            }
-            _ => return Err(BAD), // groups are not used by Biscuit
-        };
-        Ok(Some((field, wire)))
-    }
-
-    fn skip(&mut self, n: usize) -> Result<(), ShapeError> {
-        let end = self.pos.checked_add(n).ok_or(BAD)?;
-        if end > self.buf.len() {
-            return Err(BAD);
-        }
-        self.pos = end;
-        Ok(())
-    }
-}
-
-/// Calls `f` with every length-delimited field `want` of `msg`.
-fn each<'a>(
-    msg: &'a [u8],
-    want: u64,
-    mut f: impl FnMut(&'a [u8]) -> Result<(), ShapeError>,
-) -> Result<(), ShapeError> {
-    let mut r = Reader::new(msg);
-    while let Some((field, wire)) = r.next()? {
-        if field == want {
-            match wire {
-                Wire::Bytes(b) => f(b)?,
-                _ => return Err(BAD),
-            }
-        }
-    }
-    Ok(())
-}
-
-fn varint_field(msg: &[u8], want: u64) -> Result<Option<u64>, ShapeError> {
-    let mut r = Reader::new(msg);
-    let mut out = None;
-    while let Some((field, wire)) = r.next()? {
-        if field == want {
-            match wire {
-                Wire::Varint(v) => out = Some(v),
-                _ => return Err(BAD),
-            }
-        }
-    }
-    Ok(out)
-}
 
 /// A term reduced to what the walk needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,11 +165,9 @@ enum Scalar {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpKind {
     Value(Scalar),
-    Binary(u64),
+    Binary(op_binary::Kind),
     Other,
 }
-
-const OP_LESS_THAN: u64 = 0;
 
 /// A rule or check query: body predicates, top-level expression ops, op count.
 struct Query {
@@ -238,7 +183,7 @@ impl Query {
             ([(name, terms)], [ops]) if *name == time => match (terms.as_slice(), ops.as_slice()) {
                 (
                     [Scalar::Var(v)],
-                    [OpKind::Value(Scalar::Var(w)), OpKind::Value(Scalar::Date(d)), OpKind::Binary(OP_LESS_THAN)],
+                    [OpKind::Value(Scalar::Var(w)), OpKind::Value(Scalar::Date(d)), OpKind::Binary(op_binary::Kind::LessThan)],
                 ) if v == w => Some(*d),
                 _ => None,
             },
@@ -265,36 +210,20 @@ struct Tally {
     queries: Vec<Query>,
 }
 
-/// The blocks (authority first) of a serialized token, and whether any carries an
-/// external (third-party) signature.
-fn blocks(token: &[u8]) -> Result<(Vec<&[u8]>, bool), ShapeError> {
-    let mut out = Vec::new();
+/// The blocks (authority first) of a serialized token, decoded, and whether any
+/// carries an external (third-party) signature. Nothing is verified here.
+fn blocks(token: &[u8]) -> Result<(Vec<schema::Block>, bool), ShapeError> {
+    let token = schema::Biscuit::decode(token).map_err(|_| BAD)?;
     let mut third_party = false;
-    let mut authority = None;
-    let mut rest = Vec::new();
-    let mut r = Reader::new(token);
-    while let Some((field, wire)) = r.next()? {
-        match (field, wire) {
-            (2, Wire::Bytes(b)) => authority = Some(b),
-            (3, Wire::Bytes(b)) => rest.push(b),
-            (2 | 3, _) => return Err(BAD),
-            _ => {}
+    let mut out = Vec::with_capacity(1 + token.blocks.len());
+    for signed in std::iter::once(&token.authority).chain(&token.blocks) {
+        third_party |= signed.external_signature.is_some();
+        // A missing block decodes as empty bytes; Biscuit never writes an empty one
+        // (every block states its version).
+        if signed.block.is_empty() {
+            return Err(ShapeError::Malformed("block without content"));
         }
-    }
-    for signed in authority.into_iter().chain(rest) {
-        let mut block = None;
-        let mut r = Reader::new(signed);
-        while let Some((field, wire)) = r.next()? {
-            match (field, wire) {
-                (1, Wire::Bytes(b)) => block = Some(b),
-                (4, _) => third_party = true,
-                _ => {}
-            }
-        }
-        out.push(block.ok_or(ShapeError::Malformed("block without content"))?);
-    }
-    if out.is_empty() {
-        return Err(ShapeError::Malformed("no authority block"));
+        out.push(schema::Block::decode(signed.block.as_slice()).map_err(|_| BAD)?);
     }
     Ok((out, third_party))
 }
@@ -408,161 +337,151 @@ fn authority_facts(tally: &Tally) -> Result<AuthorityFacts, ShapeError> {
     Ok(out)
 }
 
-fn read_block(block: &[u8], index: usize, tally: &mut Tally) -> Result<(), ShapeError> {
+fn read_block(block: &schema::Block, index: usize, tally: &mut Tally) -> Result<(), ShapeError> {
     let holder = index > 0;
     let time = SymbolTable::new().get("time").unwrap_or(5);
-    let mut r = Reader::new(block);
-    while let Some((field, wire)) = r.next()? {
-        let Wire::Bytes(b) = wire else {
-            continue; // version
+    for s in &block.symbols {
+        if holder && s.len() > MAX_LITERAL_BYTES {
+            return Err(ShapeError::Unsupported(format!(
+                "a string longer than {MAX_LITERAL_BYTES} bytes in an attenuation block"
+            )));
+        }
+        tally.symbols.push(s.clone());
+    }
+    for fact in &block.facts {
+        let (name, terms) = read_predicate(&fact.predicate, holder)?;
+        *tally.facts.entry(name).or_default() += 1;
+        if !holder {
+            tally.authority_facts.push((name, terms));
+        }
+        tally.facts_total += 1;
+    }
+    for rule in &block.rules {
+        let (head, q) = read_rule(rule, holder)?;
+        tally.heads.insert(head);
+        tally.rules.push(q);
+        tally.authority_rules |= !holder;
+    }
+    for c in &block.checks {
+        // `kind` is optional in the schema: absent means `check if`.
+        let reject = match c.kind.map(check::Kind::from_i32) {
+            None => false,
+            Some(Some(kind)) => match kind {
+                check::Kind::One | check::Kind::All => false,
+                check::Kind::Reject => true,
+            },
+            Some(None) => {
+                return Err(ShapeError::Unsupported(format!(
+                    "unknown check kind {}",
+                    c.kind.unwrap_or_default()
+                )))
+            }
         };
-        match field {
-            1 => {
-                if holder && b.len() > MAX_LITERAL_BYTES {
-                    return Err(ShapeError::Unsupported(format!(
-                        "a string longer than {MAX_LITERAL_BYTES} bytes in an attenuation block"
-                    )));
-                }
-                let s = std::str::from_utf8(b).map_err(|_| BAD)?;
-                tally.symbols.push(s.to_string());
-            }
-            4 => {
-                // Fact { predicate = 1 }
-                let mut pred = None;
-                each(b, 1, |p| {
-                    pred = Some(read_predicate(p, holder)?);
-                    Ok(())
-                })?;
-                let (name, terms) = pred.ok_or(BAD)?;
-                *tally.facts.entry(name).or_default() += 1;
-                if !holder {
-                    tally.authority_facts.push((name, terms));
-                }
-                tally.facts_total += 1;
-            }
-            5 => {
-                let (head, q) = read_rule(b, holder)?;
-                tally.heads.insert(head.ok_or(BAD)?);
-                tally.rules.push(q);
-                tally.authority_rules |= !holder;
-            }
-            6 => {
-                // Check { queries = 1 (Rule), kind = 2 (One, All, Reject) }
-                let first = tally.queries.len();
-                each(b, 1, |rule| {
-                    let (_, q) = read_rule(rule, holder)?;
-                    tally.queries.push(q);
-                    Ok(())
-                })?;
-                let reject = varint_field(b, 2)? == Some(2);
-                if let (false, [q]) = (reject, &tally.queries[first..]) {
-                    tally.expiries.extend(q.expiry(time));
-                }
-            }
-            _ => {}
+        let first = tally.queries.len();
+        for rule in &c.queries {
+            let (_, q) = read_rule(rule, holder)?;
+            tally.queries.push(q);
+        }
+        if let (false, [q]) = (reject, &tally.queries[first..]) {
+            tally.expiries.extend(q.expiry(time));
         }
     }
     Ok(())
 }
 
-/// Rule { head = 1, body = 2 (Predicate), expressions = 3, scope = 4 }.
-fn read_rule(rule: &[u8], holder: bool) -> Result<(Option<u64>, Query), ShapeError> {
-    let mut head = None;
+/// A rule or check query: the head's name, the body and the expressions.
+fn read_rule(rule: &schema::Rule, holder: bool) -> Result<(u64, Query), ShapeError> {
+    let head = read_predicate(&rule.head, holder)?.0;
     let mut q = Query {
-        body: Vec::new(),
-        expressions: Vec::new(),
+        body: Vec::with_capacity(rule.body.len()),
+        expressions: Vec::with_capacity(rule.expressions.len()),
         ops: 0,
     };
-    let mut r = Reader::new(rule);
-    while let Some((field, wire)) = r.next()? {
-        match (field, wire) {
-            (1, Wire::Bytes(p)) => head = Some(read_predicate(p, holder)?.0),
-            (2, Wire::Bytes(p)) => q.body.push(read_predicate(p, holder)?),
-            (3, Wire::Bytes(e)) => {
-                // Expression { ops = 1 }
-                let mut kinds = Vec::new();
-                each(e, 1, |op| {
-                    kinds.push(op_kind(op)?);
-                    read_op(op, holder, &mut q.ops, 0)
-                })?;
-                q.expressions.push(kinds);
-            }
-            (1..=3, _) => return Err(BAD),
-            _ => {}
+    for p in &rule.body {
+        q.body.push(read_predicate(p, holder)?);
+    }
+    for e in &rule.expressions {
+        let mut kinds = Vec::with_capacity(e.ops.len());
+        for op in &e.ops {
+            kinds.push(op_kind(op)?);
+            read_op(op, holder, &mut q.ops, 0)?;
         }
+        q.expressions.push(kinds);
     }
     Ok((head, q))
 }
 
-/// Predicate { name = 1, terms = 2 }: the name and the terms.
-fn read_predicate(p: &[u8], holder: bool) -> Result<(u64, Vec<Scalar>), ShapeError> {
-    let name = varint_field(p, 1)?.ok_or(BAD)?;
-    let mut terms = Vec::new();
-    each(p, 2, |t| {
+/// A predicate's name and terms (holder blocks: literals vetted).
+fn read_predicate(p: &schema::Predicate, holder: bool) -> Result<(u64, Vec<Scalar>), ShapeError> {
+    let mut terms = Vec::with_capacity(p.terms.len());
+    for t in &p.terms {
         terms.push(scalar(t)?);
         if holder {
             read_term(t, &mut 0, 0)?;
         }
-        Ok(())
-    })?;
-    Ok((name, terms))
-}
-
-/// Term { variable = 1, integer = 2, string = 3, date = 4, ... }. Integers are
-/// two's complement varints (proto `int64`).
-fn scalar(t: &[u8]) -> Result<Scalar, ShapeError> {
-    let mut r = Reader::new(t);
-    let mut out = Scalar::Other;
-    while let Some((field, wire)) = r.next()? {
-        out = match (field, wire) {
-            (1, Wire::Varint(v)) => Scalar::Var(v),
-            (2, Wire::Varint(v)) => Scalar::Int(v as i64),
-            (3, Wire::Varint(v)) => Scalar::Str(v),
-            (4, Wire::Varint(v)) => Scalar::Date(v),
-            _ => Scalar::Other,
-        };
     }
-    Ok(out)
+    Ok((p.name, terms))
 }
 
-/// Op { value = 1 (Term), unary = 2, Binary = 3 (OpBinary { kind = 1 }), closure = 4 }.
-fn op_kind(op: &[u8]) -> Result<OpKind, ShapeError> {
-    let mut r = Reader::new(op);
-    let mut out = OpKind::Other;
-    while let Some((field, wire)) = r.next()? {
-        out = match (field, wire) {
-            (1, Wire::Bytes(t)) => OpKind::Value(scalar(t)?),
-            (3, Wire::Bytes(b)) => varint_field(b, 1)?.map_or(OpKind::Other, OpKind::Binary),
-            _ => OpKind::Other,
-        };
-    }
-    Ok(out)
+/// A term without content is refused: Biscuit refuses it too, and a term type added
+/// by a newer schema decodes that way.
+fn scalar(t: &schema::Term) -> Result<Scalar, ShapeError> {
+    use term::Content;
+    Ok(match t.content.as_ref().ok_or(EMPTY_TERM)? {
+        Content::Variable(v) => Scalar::Var(u64::from(*v)),
+        Content::Integer(i) => Scalar::Int(*i),
+        Content::String(s) => Scalar::Str(*s),
+        Content::Date(d) => Scalar::Date(*d),
+        Content::Bytes(_)
+        | Content::Bool(_)
+        | Content::Set(_)
+        | Content::Null(_)
+        | Content::Array(_)
+        | Content::Map(_) => Scalar::Other,
+    })
 }
 
-/// Op { value = 1 (Term), unary = 2, Binary = 3, closure = 4 }.
-fn read_op(op: &[u8], holder: bool, ops: &mut u64, depth: u32) -> Result<(), ShapeError> {
+const EMPTY_TERM: ShapeError = ShapeError::Malformed("term without content");
+const EMPTY_OP: ShapeError = ShapeError::Malformed("operation without content");
+
+/// A top-level operation reduced to what the expiry detection needs.
+fn op_kind(op: &schema::Op) -> Result<OpKind, ShapeError> {
+    Ok(match op.content.as_ref().ok_or(EMPTY_OP)? {
+        op::Content::Value(t) => OpKind::Value(scalar(t)?),
+        op::Content::Binary(b) => OpKind::Binary(binary_kind(b)?),
+        op::Content::Unary(_) | op::Content::Closure(_) => OpKind::Other,
+    })
+}
+
+/// Counts an operation (closures: their nested operations too) and, in a holder's
+/// block, refuses the operations whose cost is not bounded by their operands.
+fn read_op(op: &schema::Op, holder: bool, ops: &mut u64, depth: u32) -> Result<(), ShapeError> {
     if depth > MAX_NESTING {
         return Err(ShapeError::Unsupported("expression nested too deep".into()));
     }
     *ops += 1;
-    let mut r = Reader::new(op);
-    while let Some((field, wire)) = r.next()? {
-        let Wire::Bytes(b) = wire else {
-            return Err(BAD);
-        };
-        match field {
-            1 if holder => read_term(b, &mut 0, 0)?,
-            2 if holder && varint_field(b, 1)? == Some(UNARY_FFI) => {
-                return Err(unsupported("foreign function"));
+    match op.content.as_ref().ok_or(EMPTY_OP)? {
+        op::Content::Value(t) => {
+            if holder {
+                read_term(t, &mut 0, 0)?;
             }
-            3 if holder => {
-                if let Some(name) = varint_field(b, 1)?.and_then(binary_name) {
-                    return Err(unsupported(name));
-                }
+        }
+        op::Content::Unary(u) => {
+            let kind = unary_kind(u)?;
+            if let (true, Some(name)) = (holder, unary_refused(kind)) {
+                return Err(unsupported(name));
             }
-            // OpClosure { params = 1, ops = 2 }: count (and vet) the nested ops.
-            4 => each(b, 2, |inner| read_op(inner, holder, ops, depth + 1))?,
-            _ => {}
+        }
+        op::Content::Binary(b) => {
+            let kind = binary_kind(b)?;
+            if let (true, Some(name)) = (holder, binary_refused(kind)) {
+                return Err(unsupported(name));
+            }
+        }
+        op::Content::Closure(c) => {
+            for inner in &c.ops {
+                read_op(inner, holder, ops, depth + 1)?;
+            }
         }
     }
     Ok(())
@@ -572,43 +491,50 @@ fn unsupported(what: &str) -> ShapeError {
     ShapeError::Unsupported(format!("{what} is not accepted in an attenuation block"))
 }
 
+/// Counts one collection element against [`MAX_LITERAL_ELEMENTS`].
+fn one_more(elements: &mut usize) -> Result<(), ShapeError> {
+    *elements += 1;
+    if *elements > MAX_LITERAL_ELEMENTS {
+        return Err(ShapeError::Unsupported(format!(
+            "a literal with more than {MAX_LITERAL_ELEMENTS} elements in an attenuation block"
+        )));
+    }
+    Ok(())
+}
+
 /// Term: counts collection elements (nested included) and bounds byte literals.
-fn read_term(t: &[u8], elements: &mut usize, depth: u32) -> Result<(), ShapeError> {
+fn read_term(t: &schema::Term, elements: &mut usize, depth: u32) -> Result<(), ShapeError> {
+    use term::Content;
     if depth > MAX_NESTING {
         return Err(ShapeError::Unsupported("literal nested too deep".into()));
     }
-    let mut r = Reader::new(t);
-    while let Some((field, wire)) = r.next()? {
-        match (field, wire) {
-            (5, Wire::Bytes(b)) if b.len() > MAX_LITERAL_BYTES => {
-                return Err(ShapeError::Unsupported(format!(
-                    "a byte string longer than {MAX_LITERAL_BYTES} bytes in an attenuation block"
-                )));
-            }
-            // TermSet / Array { repeated Term = 1 }
-            (7 | 9, Wire::Bytes(b)) => each(b, 1, |inner| {
-                *elements += 1;
-                if *elements > MAX_LITERAL_ELEMENTS {
-                    return Err(ShapeError::Unsupported(format!(
-                        "a literal with more than {MAX_LITERAL_ELEMENTS} elements in an \
-                         attenuation block"
-                    )));
-                }
-                read_term(inner, elements, depth + 1)
-            })?,
-            // Map { entries = 1 (MapEntry { key = 1, value = 2 (Term) }) }
-            (10, Wire::Bytes(b)) => each(b, 1, |entry| {
-                *elements += 1;
-                if *elements > MAX_LITERAL_ELEMENTS {
-                    return Err(ShapeError::Unsupported(format!(
-                        "a literal with more than {MAX_LITERAL_ELEMENTS} elements in an \
-                         attenuation block"
-                    )));
-                }
-                each(entry, 2, |v| read_term(v, elements, depth + 1))
-            })?,
-            _ => {}
+    match t.content.as_ref().ok_or(EMPTY_TERM)? {
+        Content::Bytes(b) if b.len() > MAX_LITERAL_BYTES => {
+            return Err(ShapeError::Unsupported(format!(
+                "a byte string longer than {MAX_LITERAL_BYTES} bytes in an attenuation block"
+            )));
         }
+        Content::Set(schema::TermSet { set: items })
+        | Content::Array(schema::Array { array: items }) => {
+            for inner in items {
+                one_more(elements)?;
+                read_term(inner, elements, depth + 1)?;
+            }
+        }
+        Content::Map(m) => {
+            // Keys are integers or symbol ids: nothing to bound.
+            for entry in &m.entries {
+                one_more(elements)?;
+                read_term(&entry.value, elements, depth + 1)?;
+            }
+        }
+        Content::Variable(_)
+        | Content::Integer(_)
+        | Content::String(_)
+        | Content::Date(_)
+        | Content::Bytes(_)
+        | Content::Bool(_)
+        | Content::Null(_) => {}
     }
     Ok(())
 }
@@ -616,15 +542,115 @@ fn read_term(t: &[u8], elements: &mut usize, depth: u32) -> Result<(), ShapeErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use biscuit_auth::{Biscuit, KeyPair};
+
+    fn token(authority: &str) -> Vec<u8> {
+        Biscuit::builder()
+            .code(authority)
+            .expect("datalog")
+            .build(&KeyPair::new())
+            .expect("build")
+            .to_vec()
+            .expect("serialize")
+    }
+
+    /// Re-encodes `bytes` after `edit` changed its authority block (the signature no
+    /// longer matches; the shape check reads no signature).
+    fn edited(bytes: &[u8], edit: impl FnOnce(&mut schema::Block)) -> Vec<u8> {
+        let mut t = schema::Biscuit::decode(bytes).expect("decode");
+        let mut block = schema::Block::decode(t.authority.block.as_slice()).expect("block");
+        edit(&mut block);
+        t.authority.block = block.encode_to_vec();
+        t.encode_to_vec()
+    }
+
+    fn first_op(block: &mut schema::Block) -> &mut schema::Op {
+        &mut block.checks[0].queries[0].expressions[0].ops[2]
+    }
 
     #[test]
-    fn varint_and_truncation() {
-        assert_eq!(Reader::new(&[0x96, 0x01]).varint().unwrap(), 150);
-        assert!(Reader::new(&[0x96]).varint().is_err());
-        assert!(Reader::new(&[0xff; 11]).varint().is_err());
-        // Length-delimited field running past the end.
-        assert!(Reader::new(&[0x12, 0x05, 0x00]).next().is_err());
+    fn truncated_or_empty_input_is_malformed() {
         assert!(check(&[], 1000).is_err());
         assert!(check(&[0x12, 0x00], 1000).is_err());
+        // Length-delimited field running past the end.
+        assert!(check(&[0x12, 0x05, 0x00], 1000).is_err());
+        let t = token(r#"tool("a"); check if time($t), $t < 2030-01-01T00:00:00Z"#);
+        assert!(check(&t, 1000).is_ok());
+        assert!(check(&t[..t.len() - 1], 1000).is_err());
+    }
+
+    #[test]
+    fn reads_authority_facts_and_expiry() {
+        let t = token(
+            r#"tool("kv.read"); subject("a"); max_delegation_depth(2);
+               resource("kv", "app/*"); check if time($t), $t < 2030-01-01T00:00:00Z"#,
+        );
+        let shape = check(&t, 1000).expect("shape");
+        assert_eq!(shape.blocks, 1);
+        assert_eq!(shape.expiry, Some(1_893_456_000));
+        let a = shape.authority.expect("facts only");
+        assert_eq!(a.tools, ["kv.read"]);
+        assert_eq!(a.subjects, ["a"]);
+        assert_eq!(a.max_delegation_depths, [2]);
+        assert_eq!(a.resources, [("kv".to_string(), "app/*".to_string())]);
+    }
+
+    #[test]
+    fn unknown_operation_and_check_kinds_are_refused_in_every_block() {
+        let t = token(r#"tool("a"); check if time($t), $t < 2030-01-01T00:00:00Z"#);
+        assert!(check(&t, 1000).is_ok());
+        let unknown_binary = edited(&t, |b| {
+            if let Some(op::Content::Binary(bin)) = first_op(b).content.as_mut() {
+                bin.kind = 1000;
+            } else {
+                panic!("expected the `<` of the TTL check");
+            }
+        });
+        assert!(matches!(
+            check(&unknown_binary, 1000),
+            Err(ShapeError::Unsupported(m)) if m.contains("unknown binary operation")
+        ));
+        let unknown_unary = edited(&t, |b| {
+            first_op(b).content = Some(op::Content::Unary(schema::OpUnary {
+                kind: 99,
+                ffi_name: None,
+            }));
+        });
+        assert!(matches!(
+            check(&unknown_unary, 1000),
+            Err(ShapeError::Unsupported(m)) if m.contains("unknown unary operation")
+        ));
+        let unknown_check = edited(&t, |b| b.checks[0].kind = Some(7));
+        assert!(matches!(
+            check(&unknown_check, 1000),
+            Err(ShapeError::Unsupported(m)) if m.contains("unknown check kind")
+        ));
+        // An operation or term whose content is a type this schema does not know
+        // decodes as empty: refused.
+        let empty_op = edited(&t, |b| first_op(b).content = None);
+        assert!(matches!(
+            check(&empty_op, 1000),
+            Err(ShapeError::Malformed(_))
+        ));
+        let empty_term = edited(&t, |b| b.facts[0].predicate.terms[0].content = None);
+        assert!(matches!(
+            check(&empty_term, 1000),
+            Err(ShapeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn every_known_kind_is_classified() {
+        // Walk every value the schema's enums can take: none may be left out.
+        let mut refused = 0;
+        for k in 0..64 {
+            if let Some(kind) = op_binary::Kind::from_i32(k) {
+                refused += usize::from(binary_refused(kind).is_some());
+            }
+            if let Some(kind) = op_unary::Kind::from_i32(k) {
+                refused += usize::from(unary_refused(kind).is_some());
+            }
+        }
+        assert_eq!(refused, 8);
     }
 }
