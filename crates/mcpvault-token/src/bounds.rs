@@ -382,7 +382,7 @@ fn read_block(block: &schema::Block, index: usize, tally: &mut Tally) -> Result<
             let (_, q) = read_rule(rule, holder)?;
             tally.queries.push(q);
         }
-        if let (false, [q]) = (reject, &tally.queries[first..]) {
+        if let (false, Some([q])) = (reject, tally.queries.get(first..)) {
             tally.expiries.extend(q.expiry(time));
         }
     }
