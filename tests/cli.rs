@@ -35,6 +35,7 @@ fn run_with<S: AsRef<str>>(
     let stderr = String::from_utf8(out.stderr).unwrap();
     for bad in [
         "panicked",
+        "internal error",
         "RUST_BACKTRACE",
         "stack backtrace",
         "note: run with",
@@ -463,6 +464,102 @@ fn bad_usage_and_unreadable_input_exit_2() {
     let e = usage(&["verify", &t, "--pubkey", &st.pk, "--tool", "x"]);
     assert!(!e.contains(&t[..40]), "{e}");
     assert!(e.contains("<redacted>"), "{e}");
+}
+
+/// Regression: `mint --resource 'kv:é'` sliced the pattern inside its last character
+/// and aborted with "internal error". Non-ASCII (and non-UTF-8) input anywhere is a
+/// value or a usage error, never a panic.
+#[test]
+fn non_ascii_input_never_panics() {
+    let st = Setup::new();
+    let t = st.mint(&[
+        "--subject",
+        "agént",
+        "--resource",
+        "kv:é",
+        "--resource",
+        "transit:ключ*",
+    ]);
+    let verify = |resource: &str| {
+        vec![
+            "verify".to_string(),
+            "--token".into(),
+            t.clone(),
+            "--pubkey".into(),
+            st.pk.clone(),
+            "--tool".into(),
+            "kv.read".into(),
+            "--subject".into(),
+            "agént".into(),
+            "--resource".into(),
+            resource.into(),
+        ]
+    };
+    let facts = json(&ok(&verify("kv:é")));
+    assert_eq!(facts["subject"], "agént");
+    assert_eq!(
+        facts["resources"],
+        serde_json::json!(["kv:é", "transit:ключ*"])
+    );
+    ok(&verify("transit:ключ-1"));
+    assert_eq!(denied(&verify("kv:éé")), "resource not granted: kv:éé");
+    assert_eq!(denied(&verify("kv:e")), "resource not granted: kv:e");
+    let narrowed = ok(&[
+        "attenuate",
+        "--token",
+        &t,
+        "--resource",
+        "kv:é*",
+        "--tools",
+        "kv.*",
+    ]);
+    assert!(!narrowed.is_empty());
+
+    for bad in ["kv:é*é", "kv:*é", "é:x", "kv:\u{7f}é", "é"] {
+        let e = usage(&["mint", "--key", s(&st.key), "--resource", bad]);
+        assert!(e.contains("invalid resource"), "{bad}: {e}");
+        let e = usage(&["attenuate", "--token", &t, "--resource", bad]);
+        assert!(e.contains("invalid resource"), "{bad}: {e}");
+    }
+    for bad in ["é", "kv.é", "é.*", "kv.read,ü"] {
+        let e = usage(&["mint", "--key", s(&st.key), "--tools", bad]);
+        assert!(e.contains("invalid tool name"), "{bad}: {e}");
+    }
+    usage(&[
+        "verify",
+        "--token",
+        &t,
+        "--pubkey",
+        &st.pk,
+        "--tool",
+        "x",
+        "--resource",
+        "é:x",
+    ]);
+    usage(&["verify", "--token", &t, "--pubkey", "é", "--tool", "x"]);
+    usage(&["inspect", "--token", "é"]);
+    usage(&["inspect", "--token", "ééééééééééééééééééééééééééééééééé"]);
+    usage(&["revoke", "--token", "é", "--list", s(&st.path("ids.txt"))]);
+    usage(&["mint", "--key", s(&st.key), "--subject", &"é".repeat(129)]);
+    usage(&["mint", "--key", s(&st.key), "--ttl", "١٢"]);
+
+    // Arguments that are not UTF-8 at all: clap refuses them (exit 2).
+    #[cfg(unix)]
+    {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let out = cmd()
+            .args(["mint", "--key", s(&st.key), "--resource"])
+            .arg(OsStr::from_bytes(b"kv:\xff\xfe"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            !stderr.contains("internal error") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -1,9 +1,15 @@
 //! Replays every input kept under `fixtures/fuzz/<target>/` (crashes found by
 //! `tools/fuzz.sh`, plus hand-written cases) through the same harnesses the cargo-fuzz
 //! targets run, on stable, in every test run. A harness panics on any broken property.
+//!
+//! The fuzz crate's `src/lib.rs` is two modules, `token` and `server` (the latter
+//! behind its `server` feature); they are included here directly, under the same
+//! names, so `super::token::...` resolves the same way in both crates.
 
-#[path = "../fuzz/src/lib.rs"]
-mod harness;
+#[path = "../fuzz/src/server.rs"]
+mod server;
+#[path = "../fuzz/src/token.rs"]
+mod token;
 
 use std::path::PathBuf;
 
@@ -27,15 +33,25 @@ fn replay(target: &str, run: fn(&[u8])) {
 
 #[test]
 fn token_authorize_inputs() {
-    replay("token_authorize", harness::token_authorize);
+    replay("token_authorize", token::token_authorize);
+}
+
+#[test]
+fn resource_patterns_inputs() {
+    replay("resource_patterns", token::resource_patterns);
 }
 
 #[test]
 fn args_paths_inputs() {
-    replay("args_paths", harness::args_paths);
+    replay("args_paths", server::args_paths);
 }
 
 #[test]
 fn stdio_judge_inputs() {
-    replay("stdio_judge", harness::stdio_judge);
+    replay("stdio_judge", server::stdio_judge);
+}
+
+#[test]
+fn cli_args_inputs() {
+    replay("cli_args", server::cli_args);
 }

@@ -13,7 +13,7 @@
 #   (d) peak RSS (VmHWM) after 10,000 calls
 # and tools/bench_sdk.py: (f) the official MCP Python SDK, measured as
 # ../shared/peers.md measured the peers. Token verification alone is
-# `cargo bench --bench verify` (criterion; not run here).
+# `cargo bench -p mcpvault-token --bench verify` (criterion; not run here).
 #
 # The server and the raw HTTP baseline use the same OpenBao token, logged in
 # through the dev stack's AppRole (its least-privilege `mcpvault` policy), so
@@ -145,5 +145,5 @@ cat <<'EOF'
       raw HTTP floor 0.45 ms (python) - cold start / kv read p50 / peak RSS. The peers
       themselves are not installed here; their figures are quoted, not re-measured.
 
-(e) token verification alone: cargo bench --bench verify (criterion; run separately)
+(e) token verification alone: cargo bench -p mcpvault-token --bench verify (criterion; run separately)
 EOF

@@ -10,7 +10,9 @@
 #    and exports MCPVAULT_DEVSTACK_ENV for the tests,
 # 4. runs cargo fmt --check, cargo clippy --all-targets -D warnings (the whole
 #    workspace, so the binding crates are linted too), cargo test --all-targets
-#    and cargo test --doc (the binding crates have no cargo tests: step 5),
+#    and cargo test --doc over the workspace: the server and CLI (root package)
+#    and the token core (crates/mcpvault-token, its own tests and bench). The
+#    binding crates are excluded: they are cdylibs with no cargo tests (step 5),
 # 5. runs the binding suites when their directories exist (bindings/python:
 #    pytest, bindings/node: node --test); a directory that exists is always
 #    tested, never skipped,
@@ -125,9 +127,12 @@ note "MCPVAULT_DEVSTACK_ENV=$MCPVAULT_DEVSTACK_ENV"
 
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
-step "cargo test --all-targets" cargo test --all-targets --no-fail-fast
+# --workspace: the root is a package, so without it only the root package's tests
+# would run, not the token core's (crates/mcpvault-token/tests).
+NO_BINDINGS=(--workspace --exclude mcpvault-python --exclude mcpvault-node)
+step "cargo test --all-targets" cargo test "${NO_BINDINGS[@]}" --all-targets --no-fail-fast
 TEST_LOG=$LAST_LOG
-step "cargo test --doc" cargo test --doc --no-fail-fast
+step "cargo test --doc" cargo test "${NO_BINDINGS[@]}" --doc --no-fail-fast
 DOC_LOG=$LAST_LOG
 
 # "test result: ok. 12 passed; 0 failed; 1 ignored; ..." -> sums.

@@ -3,16 +3,16 @@
 //! `#[path]`, so each addon carries its own copy and no third crate is needed.
 //!
 //! Nothing here decides anything: parsing, policy, limits and the denial reasons and
-//! codes all come from `mcpvault::token`. This file only keeps objects alive between
+//! codes all come from `mcpvault_token`. This file only keeps objects alive between
 //! calls so repeated verifies hit the `Verifier`'s own token and decision caches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use mcpvault::token::{
-    self, Denial, Request, RequestResource, ResourceKind, RevocationSet, TokenError, Verifier,
-    VerifierConfig,
+use mcpvault_token::{
+    self as token, Denial, Request, RequestResource, ResourceKind, RevocationSet, TokenError,
+    Verifier, VerifierConfig,
 };
 
 /// An error as both bindings raise it: `reason` is the text users see (for a denial,

@@ -11,150 +11,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use mcpvault::cli::{self, one_line, redact, AuditCommand, Cli, Command};
 use mcpvault::token::{
-    self, AttenuateSpec, Denial, KeyFile, MintSpec, Request, RequestResource, ResourceKind,
-    ResourcePattern, RevocationSet, TokenError, Verifier, VerifierConfig, MAX_TOKEN_BYTES,
+    self, Denial, KeyFile, Request, RevocationSet, TokenError, Verifier, VerifierConfig,
+    MAX_TOKEN_BYTES,
 };
-
-#[derive(Parser)]
-#[command(
-    name = "mcpvault",
-    version,
-    about = "Biscuit capability tokens for MCP tools (MCPVault-compatible)",
-    after_help = "Exit status: 0 success / allowed, 1 denied (`denied: <reason>` on stderr), \
-                  2 bad usage or unreadable input.\n\
-                  Tokens print as standard base64; standard and URL-safe base64 are accepted. \
-                  `--token -` reads the token from stdin."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Generate an Ed25519 root keypair; print the public key hex
-    Keygen {
-        /// Key file to write (mode 0600) [default: ~/.mcpvault/keys/default.json]
-        #[arg(long, value_name = "PATH")]
-        output: Option<PathBuf>,
-        /// Replace an existing key file (tokens signed by the old key stop verifying)
-        #[arg(long)]
-        force: bool,
-    },
-    /// Mint a token signed by the root private key
-    Mint {
-        /// Key file written by `keygen`
-        #[arg(long, value_name = "PATH")]
-        key: PathBuf,
-        /// Comma-separated tools to grant; `kv.*` grants a family; omit for all tools
-        #[arg(long, value_name = "a,b")]
-        tools: Option<String>,
-        /// Lifetime in seconds
-        #[arg(long, value_name = "SECS", default_value_t = 3600)]
-        ttl: u64,
-        /// Issuer identity [default: mcpvault]
-        #[arg(long, value_name = "S")]
-        issuer: Option<String>,
-        /// Subject (agent identity); servers deny tokens without one
-        #[arg(long, value_name = "S")]
-        subject: Option<String>,
-        /// How many attenuation blocks may be appended
-        #[arg(long, value_name = "N", default_value_t = 3)]
-        max_delegation_depth: u32,
-        /// Restrict a resource kind (kv, transit, db, ssh, kms); `PATTERN*` is a prefix;
-        /// repeatable
-        #[arg(long = "resource", value_name = "KIND:PATTERN")]
-        resources: Vec<String>,
-    },
-    /// Append a narrowing block (no private key needed)
-    Attenuate {
-        /// The token, or `-` for stdin
-        #[arg(long, value_name = "T", allow_hyphen_values = true)]
-        token: String,
-        /// Root public key hex (comma-separated list for rotation); when given, the
-        /// signature is checked before anything is appended
-        #[arg(long, value_name = "HEX")]
-        pubkey: Option<String>,
-        /// Admit only these tools (comma-separated; `kv.*` for a family)
-        #[arg(long, value_name = "a,b")]
-        tools: Option<String>,
-        /// Expire at most SECS seconds from now
-        #[arg(long, value_name = "SECS")]
-        ttl: Option<u64>,
-        /// Restrict a resource kind; repeatable
-        #[arg(long = "resource", value_name = "KIND:PATTERN")]
-        resources: Vec<String>,
-        /// How many further attenuation blocks may follow this one
-        #[arg(long, value_name = "N")]
-        max_delegation_depth: Option<u32>,
-    },
-    /// Print a token's blocks as JSON (no signature check: never use it to decide)
-    Inspect {
-        /// The token, or `-` for stdin
-        #[arg(long, value_name = "T", allow_hyphen_values = true)]
-        token: String,
-    },
-    /// Authorize one request and print the token's facts as JSON
-    Verify {
-        /// The token, or `-` for stdin
-        #[arg(long, value_name = "T", allow_hyphen_values = true)]
-        token: String,
-        /// Root public key hex (comma-separated list for rotation)
-        #[arg(long, value_name = "HEX", env = "MCPVAULT_PUBLIC_KEY")]
-        pubkey: String,
-        /// The tool requested
-        #[arg(long, value_name = "NAME")]
-        tool: String,
-        /// The resource requested
-        #[arg(long, value_name = "KIND:VALUE")]
-        resource: Option<String>,
-        /// Require the token's subject to be S
-        #[arg(long, value_name = "S")]
-        subject: Option<String>,
-        /// Revoked ids, one hex a line
-        #[arg(long, value_name = "FILE")]
-        revocation_list: Option<PathBuf>,
-    },
-    /// Append the token's revocation id to a list (no signature check is needed:
-    /// listing an id can only deny)
-    Revoke {
-        /// The token, or `-` for stdin
-        #[arg(long, value_name = "T", allow_hyphen_values = true)]
-        token: String,
-        /// Revocation list to append to (created if missing)
-        #[arg(long, value_name = "FILE")]
-        list: PathBuf,
-        /// Revoke every block's id (the whole chain back to the root token) instead of
-        /// only the last block's (this token and all derived from it)
-        #[arg(long)]
-        all: bool,
-    },
-    /// Audit log tools
-    Audit {
-        #[command(subcommand)]
-        action: AuditCommand,
-    },
-}
-
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check an audit log's hash chains (MCPVAULT_AUDIT_LOG); exit 1 at the first
-    /// edited, inserted or deleted entry
-    Verify {
-        /// The audit log (JSON lines)
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
-        /// Check the signed checkpoints with this public key (hex, of the
-        /// MCPVAULT_AUDIT_KEY key file); reports entries after the last checkpoint
-        #[arg(long, value_name = "HEX")]
-        pubkey: Option<String>,
-        /// With --pubkey: exit 1 if any entry follows its chain's last checkpoint
-        #[arg(long, requires = "pubkey")]
-        require_signed: bool,
-    },
-}
 
 /// Why a command failed: a policy decision (exit 1) or bad usage / input (exit 2).
 enum Failure {
@@ -218,39 +80,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Replaces every long base64-looking word (a token, a key) with `<redacted>`.
-fn redact(text: &str) -> String {
-    let secretish = |w: &str| {
-        w.len() >= 32
-            && w.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b))
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut word = String::new();
-    for c in text.chars().chain(std::iter::once('\0')) {
-        if c.is_ascii_alphanumeric() || "+/=-_".contains(c) {
-            word.push(c);
-            continue;
-        }
-        if secretish(&word) {
-            out.push_str("<redacted>");
-        } else {
-            out.push_str(&word);
-        }
-        word.clear();
-        if c != '\0' {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
 fn run(cli: Cli) -> Outcome {
     match cli.command {
         Command::Keygen { output, force } => keygen(output, force),
@@ -264,14 +93,14 @@ fn run(cli: Cli) -> Outcome {
             resources,
         } => {
             let key = read_key(&key)?;
-            let spec = MintSpec {
-                tools: tools.as_deref().map(token::parse_tools).transpose()?,
-                ttl: Duration::from_secs(ttl),
-                issuer: non_empty(issuer),
-                subject: non_empty(subject),
+            let spec = cli::mint_spec(
+                tools.as_deref(),
+                ttl,
+                issuer,
+                subject,
                 max_delegation_depth,
-                resources: patterns(&resources)?,
-            };
+                &resources,
+            )?;
             emit(&token::mint(&key, &spec)?)
         }
         Command::Attenuate {
@@ -287,12 +116,8 @@ fn run(cli: Cli) -> Outcome {
                 .as_deref()
                 .map(token::parse_public_keys)
                 .transpose()?;
-            let spec = AttenuateSpec {
-                tools: tools.as_deref().map(token::parse_tools).transpose()?,
-                ttl: ttl.map(Duration::from_secs),
-                resources: patterns(&resources)?,
-                max_delegation_depth,
-            };
+            let spec =
+                cli::attenuate_spec(tools.as_deref(), ttl, &resources, max_delegation_depth)?;
             match token::attenuate(&token, roots.as_deref(), &spec) {
                 Ok(t) => emit(&t),
                 Err(TokenError::Denied(Denial::BadSignature)) => {
@@ -321,7 +146,11 @@ fn run(cli: Cli) -> Outcome {
                     .map_err(|e| usage(format!("revocation list {}: {e}", path.display())))?,
                 None => RevocationSet::empty(),
             };
-            let resource = resource.as_deref().map(request_resource).transpose()?;
+            let resource = resource
+                .as_deref()
+                .map(cli::request_resource)
+                .transpose()
+                .map_err(usage)?;
             let mut config = VerifierConfig {
                 token_cache: 1,
                 decision_cache: 1,
@@ -398,25 +227,6 @@ fn run(cli: Cli) -> Outcome {
 /// for the commands that only read tokens.
 fn unreadable(d: Denial) -> Failure {
     usage(format!("unreadable token: {d}"))
-}
-
-fn non_empty(s: Option<String>) -> Option<String> {
-    // MCPVault's CLI defaults issuer and subject to "": treat that as "not given".
-    s.filter(|s| !s.is_empty())
-}
-
-fn patterns(list: &[String]) -> Result<Vec<ResourcePattern>, Failure> {
-    Ok(list
-        .iter()
-        .map(|s| s.parse())
-        .collect::<Result<Vec<ResourcePattern>, TokenError>>()?)
-}
-
-fn request_resource(s: &str) -> Result<RequestResource<'_>, Failure> {
-    let bad = || usage(format!("invalid resource {s:?}: expected KIND:VALUE"));
-    let (kind, value) = s.split_once(':').ok_or_else(bad)?;
-    let kind: ResourceKind = kind.parse().map_err(|_| bad())?;
-    Ok(RequestResource { kind, value })
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, Failure> {

@@ -1,4 +1,4 @@
-//! The Node.js face of `mcpvault::token` (napi-rs). Only type conversion lives here;
+//! The Node.js face of `mcpvault_token`, the token core crate (napi-rs). Only type conversion lives here;
 //! every decision is the core's. `express.js` wraps these functions into the public
 //! `mcpvault-express` API and turns native errors into `McpVaultError`.
 //!
@@ -8,7 +8,7 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use mcpvault::token::{AuthorizedFacts, TokenInfo};
+use mcpvault_token::{AuthorizedFacts, TokenInfo};
 
 #[path = "../../shared/glue.rs"]
 mod glue;

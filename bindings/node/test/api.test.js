@@ -104,6 +104,27 @@ test('resources, subject, delegation cap', () => {
   assert.equal(denied(() => vault.verify(child, cli.publicKey, { requestedTool: 'db_query' })).code, 'delegation_too_deep')
 })
 
+test('non-ASCII input: a value or McpVaultError, never a panic', () => {
+  // Regression: 'kv:é' made the core slice a string inside a character (a Rust panic).
+  const token = vault.mint(cli.privateKey, { ttl: 600, subject: 'agént', resources: ['kv:é', 'transit:ключ*'] })
+  const facts = vault.verify(token, cli.publicKey, { requestedTool: 'kv.read', resource: 'kv:é', subject: 'agént' })
+  assert.deepEqual(facts.resources, ['kv:é', 'transit:ключ*'])
+  vault.verify(token, cli.publicKey, { requestedTool: 'x', resource: 'transit:ключ-1' })
+  const err = denied(() => vault.verify(token, cli.publicKey, { requestedTool: 'x', resource: 'kv:éé' }))
+  assert.equal(err.reason, 'resource not granted: kv:éé')
+  const child = vault.attenuate(token, { resources: ['kv:é*'], tools: ['kv.*'] })
+  vault.verify(child, cli.publicKey, { requestedTool: 'kv.read', resource: 'kv:é' })
+  for (const bad of ['kv:é*é', 'kv:*é', 'é:x', 'é']) {
+    for (const call of [() => vault.mint(cli.privateKey, { resources: [bad] }), () => vault.attenuate(token, { resources: [bad] })]) {
+      const e = denied(call)
+      assert.equal(e.code, 'invalid_argument')
+      assert.ok(e.reason.includes('invalid resource'), e.reason)
+    }
+  }
+  assert.ok(denied(() => vault.mint(cli.privateKey, { tools: ['é'] })).reason.includes('invalid tool name'))
+  assert.ok(denied(() => vault.verify(token, cli.publicKey, { requestedTool: 'x', resource: 'é:x' })).reason.includes('invalid resource'))
+})
+
 test('addon-minted token verifies in the CLI', () => {
   const token = vault.mint(cli.privateKey, { tools: ['db_query'], ttl: 600, subject: 'agent-9', resources: ['kv:app/*'] })
   const out = JSON.parse(cli.run('verify', '--token', token, '--pubkey', cli.publicKey, '--tool', 'db_query', '--resource', 'kv:app/x', '--subject', 'agent-9'))

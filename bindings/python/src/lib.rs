@@ -1,4 +1,4 @@
-//! `mcpvault._native`: the Python face of `mcpvault::token`.
+//! `mcpvault._native`: the Python face of `mcpvault_token` (the token core crate).
 //!
 //! Only type conversion lives here (dicts and lists in, dicts and strings out, denials
 //! raised as `McpVaultError`); every decision is the core's. The public Python API is
@@ -8,7 +8,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use mcpvault::token::{AuthorizedFacts, TokenInfo};
+use mcpvault_token::{AuthorizedFacts, TokenInfo};
 
 #[path = "../../shared/glue.rs"]
 mod glue;

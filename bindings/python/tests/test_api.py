@@ -142,6 +142,31 @@ def test_resources_and_subject(vault, cli):
     assert err.code == "wrong_subject"
 
 
+def test_non_ascii_input_is_a_value_or_an_error_never_a_panic(vault, cli):
+    # Regression: "kv:é" raised PanicException (the core sliced a string inside a
+    # character). Non-ASCII patterns are ordinary values; bad ones are invalid_argument.
+    config = {"ttl": 600, "subject": "agént", "resources": ["kv:é", "transit:ключ*"]}
+    token = vault.mint(cli.private_key, config)
+    facts = vault.verify(
+        token, cli.public_key, {"requested_tool": "kv.read", "resource": "kv:é", "subject": "agént"}
+    )
+    assert facts["resources"] == ["kv:é", "transit:ключ*"]
+    vault.verify(token, cli.public_key, {"requested_tool": "x", "resource": "transit:ключ-1"})
+    err = denied(vault.verify, token, cli.public_key, {"requested_tool": "x", "resource": "kv:éé"})
+    assert (err.code, err.reason) == ("resource_not_granted", "resource not granted: kv:éé")
+    child = vault.attenuate(token, {"resources": ["kv:é*"], "tools": ["kv.*"]})
+    vault.verify(child, cli.public_key, {"requested_tool": "kv.read", "resource": "kv:é"})
+    for bad in ["kv:é*é", "kv:*é", "é:x", "é"]:
+        for call in (lambda: vault.mint(cli.private_key, {"resources": [bad]}),
+                     lambda: vault.attenuate(token, {"resources": [bad]})):
+            err = denied(call)
+            assert err.code == "invalid_argument" and "invalid resource" in err.reason
+    err = denied(vault.mint, cli.private_key, {"tools": ["é"]})
+    assert "invalid tool name" in err.reason
+    err = denied(vault.verify, token, cli.public_key, {"requested_tool": "x", "resource": "é:x"})
+    assert "invalid resource" in err.reason
+
+
 def test_delegation_depth_cap(vault, cli):
     token = cli.mint("db_query", HOUR, "agent-1", "--max-delegation-depth", "0")
     child = vault.attenuate(token, {"tools": ["db_query"]})

@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 
-use super::error::Denial;
+use crate::error::Denial;
 
 /// Upper bound on the encoded token size. Anything larger is rejected before decoding,
 /// so a hostile client cannot make us parse megabytes of protobuf.

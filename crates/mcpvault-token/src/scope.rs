@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use biscuit_auth::builder::Term;
 
-use super::error::TokenError;
+use crate::error::TokenError;
 
 /// The resource kinds of the contract. The server names one per tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,10 +75,13 @@ impl FromStr for ResourcePattern {
             .trim()
             .parse()
             .map_err(|_| TokenError::Resource(s.to_string()))?;
+        // Only a trailing `*` means anything: one anywhere else is refused. (Never
+        // slice at a byte index here: a pattern may end in a multi-byte character.)
+        let body = pattern.strip_suffix('*').unwrap_or(pattern);
         if pattern.is_empty()
             || pattern.len() > MAX_PATTERN_LEN
             || pattern.chars().any(char::is_control)
-            || pattern[..pattern.len() - 1].contains('*')
+            || body.contains('*')
         {
             return Err(TokenError::Resource(s.to_string()));
         }
@@ -268,6 +271,49 @@ mod tests {
         assert!(!e.matches(ResourceKind::Transit, "app-aes2"));
         for bad in ["kv", "vault:x", "kv:", "kv:a*b", "kv:a\nb"] {
             assert!(bad.parse::<ResourcePattern>().is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn non_ascii_patterns_never_panic() {
+        // Regression: `kv:é` used to slice the pattern inside its last character.
+        for ok in ["kv:é", "kv:é*", "transit:ключ", "kv:🔑", "kv:a/é/*"] {
+            let p: ResourcePattern = ok.parse().unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            assert_eq!(p.to_string(), ok);
+        }
+        let e: ResourcePattern = "kv:é".parse().expect("pattern");
+        assert!(e.matches(ResourceKind::Kv, "é") && !e.matches(ResourceKind::Kv, "éé"));
+        let pre: ResourcePattern = "kv:é*".parse().expect("pattern");
+        assert!(pre.matches(ResourceKind::Kv, "éa") && !pre.matches(ResourceKind::Kv, "e"));
+        for bad in ["kv:é*é", "kv:*é", "kv:**", "é:x", "kv\u{e9}"] {
+            assert!(bad.parse::<ResourcePattern>().is_err(), "{bad:?} accepted");
+        }
+        for tools in ["é", "kv.é", "é.*", "kv.read,é"] {
+            assert!(parse_tools(tools).is_err(), "{tools:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any text: parsing never panics; what parses prints back to itself and
+        /// matches exactly what its definition says.
+        #[test]
+        fn patterns_parse_and_match_without_panicking(
+            kind in "kv|transit|db|ssh|kms|x|",
+            sep in ":|",
+            pat in proptest::prop_oneof!["\\PC{0,16}", "[aé🔑/*]{0,8}"],
+            v in proptest::prop_oneof!["\\PC{0,16}", "[aé🔑/*]{0,8}"],
+        ) {
+            let s = format!("{kind}{sep}{pat}");
+            if let Ok(p) = s.parse::<ResourcePattern>() {
+                proptest::prop_assert_eq!(p.to_string().parse::<ResourcePattern>().ok(), Some(p.clone()));
+                let want = match p.pattern.strip_suffix('*') {
+                    Some(prefix) => v.starts_with(prefix),
+                    None => v == p.pattern,
+                };
+                proptest::prop_assert_eq!(p.matches(p.kind, &v), want);
+            }
+            let _ = parse_tools(&s);
+            let _ = s.parse::<ToolGrant>();
         }
     }
 }

@@ -4,7 +4,7 @@
 use biscuit_auth::{builder::Algorithm, KeyPair, PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
 
-use super::error::TokenError;
+use crate::error::TokenError;
 
 #[derive(Serialize, Deserialize, Clone)]
 pub struct KeyFile {

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use mcpvault::token::{
-    self, decode_token, encode_token, AttenuateSpec, MintSpec, Request, RequestResource,
+use mcpvault_token::{
+    self as token, decode_token, encode_token, AttenuateSpec, MintSpec, Request, RequestResource,
     ResourceKind, ResourcePattern, RevocationSet, ToolGrant,
 };
 use proptest::prelude::*;

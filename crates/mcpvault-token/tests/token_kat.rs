@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use biscuit_auth::builder::{date, Term};
 use biscuit_auth::{AuthorizerBuilder, Biscuit, KeyPair};
-use mcpvault::token::{
-    self, decode_token, encode_token, AttenuateSpec, Denial, KeyFile, MintSpec, Request,
+use mcpvault_token::{
+    self as token, decode_token, encode_token, AttenuateSpec, Denial, KeyFile, MintSpec, Request,
     ResourceKind, RevocationSet,
 };
 use token_common::*;
@@ -28,7 +28,7 @@ const ATTENUATED_EXPIRY: u64 = 1_952_324_004; // 2031-11-13T08:13:24Z
 
 fn fixture(path: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
+        .join("../../fixtures") // the repository's fixtures/
         .join(path);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -37,7 +37,7 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn fixture_verifier() -> mcpvault::token::Verifier {
+fn fixture_verifier() -> mcpvault_token::Verifier {
     let kf = KeyFile::from_json(&fixture("keys/test.json")).unwrap();
     assert_eq!(kf.public_key, TEST_PUBLIC_KEY);
     verifier(&[&kf])
@@ -361,7 +361,7 @@ fn mcpvault_tokens_verify_here() {
         // No max_delegation_depth fact: the server default applies.
         assert_eq!(
             facts.max_delegation_depth,
-            mcpvault::token::DEFAULT_MAX_DELEGATION_DEPTH
+            mcpvault_token::DEFAULT_MAX_DELEGATION_DEPTH
         );
         assert!(facts.expires_at.is_some());
     }

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use biscuit_auth::builder::BlockBuilder;
 use biscuit_auth::UnverifiedBiscuit;
-use mcpvault::token::{
-    self, decode_token, encode_token, AttenuateSpec, AuthorizedFacts, Denial, KeyFile, MintSpec,
-    Request, RequestResource, ResourceKind, RevocationSet, Verifier, VerifierConfig,
+use mcpvault_token::{
+    self as token, decode_token, encode_token, AttenuateSpec, AuthorizedFacts, Denial, KeyFile,
+    MintSpec, Request, RequestResource, ResourceKind, RevocationSet, Verifier, VerifierConfig,
 };
 
 pub fn key() -> KeyFile {

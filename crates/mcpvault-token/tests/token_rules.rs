@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use biscuit_auth::builder::{BlockBuilder, Term};
 use biscuit_auth::{KeyPair, UnverifiedBiscuit};
-use mcpvault::token::{
-    self, decode_token, encode_token, AttenuateSpec, Denial, MintSpec, Request, ResourceKind,
-    RevocationSet, Verifier, VerifierConfig, DEFAULT_MAX_DELEGATION_DEPTH,
+use mcpvault_token::{
+    self as token, decode_token, encode_token, AttenuateSpec, Denial, MintSpec, Request,
+    ResourceKind, RevocationSet, Verifier, VerifierConfig, DEFAULT_MAX_DELEGATION_DEPTH,
     HARD_MAX_DELEGATION_DEPTH, MAX_TOKEN_BYTES,
 };
 use token_common::*;
@@ -330,7 +330,7 @@ fn depth_is_counted_and_capped() {
 #[test]
 fn default_depth_cap_for_tokens_without_one() {
     let kp = KeyPair::new();
-    let k = mcpvault::token::KeyFile {
+    let k = mcpvault_token::KeyFile {
         private_key: hex::encode(kp.private().to_bytes()),
         public_key: hex::encode(kp.public().to_bytes()),
     };
@@ -842,7 +842,7 @@ fn expensive_operations_are_refused_in_attenuation_blocks() {
     }
     // The same operations in the authority block (the issuer's own) are allowed.
     let kp = KeyPair::new();
-    let issuer = mcpvault::token::KeyFile {
+    let issuer = mcpvault_token::KeyFile {
         private_key: hex::encode(kp.private().to_bytes()),
         public_key: hex::encode(kp.public().to_bytes()),
     };
@@ -938,7 +938,7 @@ fn inspect_lists_blocks_without_verifying() {
 #[test]
 fn authority_rules_are_evaluated() {
     let kp = KeyPair::new();
-    let issuer = mcpvault::token::KeyFile {
+    let issuer = mcpvault_token::KeyFile {
         private_key: hex::encode(kp.private().to_bytes()),
         public_key: hex::encode(kp.public().to_bytes()),
     };

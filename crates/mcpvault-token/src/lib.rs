@@ -2,7 +2,7 @@
 //!
 //! Pure logic, no I/O: key handling, minting, offline attenuation, inspection and
 //! request authorization with a bounded cache. The stdio server, the `mcpvault` CLI and
-//! the language bindings all call this module, so policy lives in exactly one place.
+//! the language bindings all call this crate, so policy lives in exactly one place.
 //! The Datalog vocabulary is documented in `SCHEMA.md`.
 
 pub mod bounds;

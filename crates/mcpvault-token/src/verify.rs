@@ -18,10 +18,10 @@ use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
 use lru::LruCache;
 use serde::Serialize;
 
-use super::bounds::{self, AuthorityFacts, ShapeError};
-use super::encoding::{decode_token, MAX_TOKEN_BYTES};
-use super::error::Denial;
-use super::scope::ResourceKind;
+use crate::bounds::{self, AuthorityFacts, ShapeError};
+use crate::encoding::{decode_token, MAX_TOKEN_BYTES};
+use crate::error::Denial;
+use crate::scope::ResourceKind;
 
 /// Cap on attenuation blocks when the token does not set its own.
 pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = 5;
@@ -227,9 +227,9 @@ fn nz(n: usize) -> NonZeroUsize {
 }
 
 impl Verifier {
-    pub fn new(roots: Vec<PublicKey>, config: VerifierConfig) -> Result<Self, super::TokenError> {
+    pub fn new(roots: Vec<PublicKey>, config: VerifierConfig) -> Result<Self, crate::TokenError> {
         if roots.is_empty() {
-            return Err(super::TokenError::Key("no root public key".into()));
+            return Err(crate::TokenError::Key("no root public key".into()));
         }
         let policy = AuthorizerBuilder::new()
             .code(POLICY)?

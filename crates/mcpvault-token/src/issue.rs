@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 use biscuit_auth::builder::{BlockBuilder, Term};
 use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 
-use super::encoding::{decode_token, encode_token, MAX_TOKEN_BYTES};
-use super::error::{Denial, TokenError};
-use super::keys::KeyFile;
-use super::scope::{resource_checks, tools_check, ResourcePattern, ToolGrant};
-use super::verify::HARD_MAX_DELEGATION_DEPTH;
+use crate::encoding::{decode_token, encode_token, MAX_TOKEN_BYTES};
+use crate::error::{Denial, TokenError};
+use crate::keys::KeyFile;
+use crate::scope::{resource_checks, tools_check, ResourcePattern, ToolGrant};
+use crate::verify::HARD_MAX_DELEGATION_DEPTH;
 
 /// What a new token grants. `tools: None` grants every tool (`tool_wildcard("*")`).
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 use biscuit_auth::UnverifiedBiscuit;
 use serde::Serialize;
 
-use super::encoding::decode_token;
-use super::error::Denial;
+use crate::encoding::decode_token;
+use crate::error::Denial;
 
 #[derive(Debug, Serialize)]
 pub struct BlockInfo {

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use biscuit_auth::builder::BlockBuilder;
 use biscuit_auth::{AuthorizerBuilder, Biscuit, UnverifiedBiscuit};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use mcpvault::token::{
-    self, decode_token, encode_token, AttenuateSpec, Denial, KeyFile, MintSpec, Request,
+use mcpvault_token::{
+    self as token, decode_token, encode_token, AttenuateSpec, Denial, KeyFile, MintSpec, Request,
     RequestResource, ResourceKind, RevocationSet, Verifier, VerifierConfig,
 };
 
