@@ -208,6 +208,11 @@ impl AuditLog {
         Ok(Self::with(Sink::File(file, regular), prev, sync, signer))
     }
 
+    /// Whether a write may wait on the disk (fsync of a regular file).
+    pub fn syncs(&self) -> bool {
+        matches!(self.lock().sink, Sink::File(_, true))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Chain> {
         self.chain.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -17,7 +17,22 @@ use ed25519_dalek::SigningKey;
 use crate::audit::SyncMode;
 use crate::backend::vault;
 use crate::server::ratelimit::Limit;
-use crate::token::{parse_public_keys, KeyFile};
+use crate::token::{parse_public_keys, parse_tools, KeyFile, ToolGrant};
+
+/// The tools a read-only server registers: they change no state and issue no
+/// credential. Annotations are not this list (a decrypt is not "read-only" to every
+/// host); `transit.encrypt` is here because it only runs on keys that already exist.
+pub const READ_ONLY_TOOLS: &[&str] = &[
+    "kv.read",
+    "kv.list",
+    "kv.metadata",
+    "transit.decrypt",
+    "transit.verify",
+    "transit.random",
+    "transit.encrypt",
+    "kms.decrypt",
+    "kms.verify",
+];
 
 /// Default bound on one JSON-RPC message (one line, without its newline), in bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -47,6 +62,11 @@ pub struct Config {
     pub token_rate: Option<Limit>,
     pub subject_rate: Option<Limit>,
     pub max_message_bytes: usize,
+    /// `MCPVAULT_TOOLS`: register only these tools (`family.*` for a family).
+    pub tools: Option<Vec<ToolGrant>>,
+    /// `MCPVAULT_READ_ONLY=1`: register only tools that change no state and issue
+    /// no credential ([`READ_ONLY_TOOLS`]).
+    pub read_only: bool,
     /// Vault connection and login; an `Err` is reported by each Vault call.
     pub vault: Result<vault::Settings, String>,
 }
@@ -200,6 +220,23 @@ impl Config {
                 }
             },
         };
+        let tools = match r.var("MCPVAULT_TOOLS") {
+            None => None,
+            Some(list) => {
+                let parsed = parse_tools(&list).map_err(|e| format!("MCPVAULT_TOOLS: {e}"));
+                r.check(parsed)
+            }
+        };
+        let read_only = match r.var("MCPVAULT_READ_ONLY").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => {
+                r.problems.push(format!(
+                    "MCPVAULT_READ_ONLY {other:?} must be 1/true or 0/false"
+                ));
+                false
+            }
+        };
         let sdk_endpoint_set =
             r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
         let cfg = Config {
@@ -232,6 +269,8 @@ impl Config {
             token_rate: r.limit("MCPVAULT_RATE_LIMIT", "1000/5000"),
             subject_rate: r.limit("MCPVAULT_SUBJECT_RATE_LIMIT", "5000/10000"),
             max_message_bytes,
+            tools,
+            read_only,
             vault: vault::Settings::from_vars(get),
         };
         if r.problems.is_empty() {
@@ -239,6 +278,18 @@ impl Config {
         } else {
             Err(r.problems)
         }
+    }
+
+    /// Whether this process registers `tool` (`MCPVAULT_TOOLS`, `MCPVAULT_READ_ONLY`).
+    pub fn registers(&self, tool: &str) -> bool {
+        let listed = self.tools.as_ref().is_none_or(|grants| {
+            grants.iter().any(|g| match g {
+                ToolGrant::All => true,
+                ToolGrant::Exact(t) => t == tool,
+                ToolGrant::Family(prefix) => tool.starts_with(prefix.as_str()),
+            })
+        });
+        listed && (!self.read_only || READ_ONLY_TOOLS.contains(&tool))
     }
 
     /// `{DEFAULT_PREFIX}/{subject}`: the root of a subject's KV namespace.

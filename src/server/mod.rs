@@ -22,10 +22,11 @@ use std::sync::{Arc, OnceLock};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
+    CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, GetPromptRequestParams,
     GetPromptResponse, Implementation, IntoContents, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{tool_handler, ErrorData, RoleServer, ServerHandler};
@@ -91,6 +92,13 @@ impl McpVault {
         let mut tool_router = ToolRouter::new();
         for (router, _) in Self::families() {
             tool_router += router;
+        }
+        // Tools this process does not register are not listed, and a call to one is
+        // an unknown tool (`has_route` is false for a disabled route).
+        for tool in tool_router.list_all() {
+            if !cfg.registers(&tool.name) {
+                tool_router.disable_route(tool.name.to_string());
+            }
         }
         Ok(McpVault {
             ctx: Arc::new(Ctx {
@@ -256,6 +264,32 @@ impl ServerHandler for McpVault {
             "Vault/OpenBao secrets and crypto behind capability tokens. Every call needs a \
              token in params._meta.token (or the server's MCPVAULT_TOKEN).",
         )
+    }
+
+    /// The registered tools; with `MCPVAULT_TOKEN` set, only those it grants (a shorter,
+    /// truthful list is also fewer tokens in the model's prompt).
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let pipeline = &self.ctx.pipeline;
+        let tools = self
+            .tool_router
+            .list_all()
+            .into_iter()
+            .filter(|t| pipeline.default_token_grants(&t.name) != Some(false))
+            .collect();
+        let cache_hints = context
+            .protocol_version()
+            .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+        let mut result = ListToolsResult::with_all_items(tools);
+        if cache_hints {
+            // The list can change with the revocation list: never cache it.
+            result.ttl_ms = Some(0);
+            result.cache_scope = Some(CacheScope::Public);
+        }
+        Ok(result)
     }
 
     // Resources and prompts: see resources.rs; reads and prompts/get are gated there.

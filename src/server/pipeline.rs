@@ -181,6 +181,7 @@ pub struct Pipeline {
     revocation: RevocationSource,
     limiter: RateLimiter,
     audit: Arc<AuditLog>,
+    audit_syncs: bool,
 }
 
 impl Pipeline {
@@ -197,6 +198,7 @@ impl Pipeline {
             default_token: cfg.default_token.clone(),
             revocation: RevocationSource::new(cfg.revocation_file.clone()),
             limiter: RateLimiter::new(cfg.token_rate, cfg.subject_rate),
+            audit_syncs: audit.syncs(),
             audit: Arc::new(audit),
         })
     }
@@ -297,15 +299,34 @@ impl Pipeline {
         }
     }
 
-    /// An audit write may wait on fsync: tell the runtime, so other calls keep going.
+    /// An audit write to a file waits on fsync: tell the runtime, so other calls keep
+    /// going. (Not for stderr: `block_in_place` hands the worker to a new thread, too
+    /// dear for a write that does not block.)
     fn write(&self, e: &Event<'_>) -> std::io::Result<()> {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            Ok(h) if self.audit_syncs && h.runtime_flavor() == RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(|| self.audit.record(e))
             }
             _ => self.audit.record(e),
         }
+    }
+
+    /// Whether the default token (`MCPVAULT_TOKEN`) grants `tool` at all, whatever
+    /// the resource; `None` without a default token. For `tools/list` only: every call
+    /// is still authorized on its own.
+    pub fn default_token_grants(&self, tool: &str) -> Option<bool> {
+        let token = self.default_token.as_deref()?;
+        let Ok(revoked) = self.revocation.current() else {
+            return Some(false);
+        };
+        let req = Request {
+            tool,
+            resource: None,
+            subject: Some(&self.subject),
+            now: SystemTime::now(),
+        };
+        Some(self.verifier.authorize(token, &req, &revoked).is_ok())
     }
 
     /// The token checks, cheapest first. Returns the token's id for the audit log.

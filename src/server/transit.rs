@@ -257,6 +257,24 @@ impl McpVault {
         if let Some(c) = &a.context {
             check_b64("context", c)?;
         }
+        if self.cfg().read_only {
+            // Vault creates a missing key on encrypt (when the policy allows): a
+            // read-only server only encrypts under keys that already exist.
+            let key = auth.named()?;
+            let exists = self
+                .vault()
+                .transit_key_exists(&self.cfg().transit_mount, key)
+                .await
+                .map_err(|e| e.at("transit.encrypt"))?;
+            if !exists {
+                return Err(CallError::Backend(crate::error::BackendError::Vault {
+                    op: "transit.encrypt",
+                    reason: format!(
+                        "no transit key `{key}` (a read-only server does not create keys)"
+                    ),
+                }));
+            }
+        }
         let ciphertext = self
             .vault()
             .transit_encrypt(

@@ -234,6 +234,18 @@ impl SignOpts<'_> {
 }
 
 impl Vault {
+    /// `GET {mount}/keys/{key}`: whether the transit key exists (404: it does not).
+    pub async fn transit_key_exists(&self, mount: &str, key: &str) -> Result<bool, VaultError> {
+        match self
+            .call::<Value>(Raw::get(format!("{mount}/keys/{key}")))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(404) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST {mount}/encrypt/{key}`: base64 plaintext (and context) in, `vault:vN:` out.
     pub async fn transit_encrypt(
         &self,
