@@ -2,7 +2,7 @@
 //! `tools/fuzz.sh`, plus hand-written cases) through the same harnesses the cargo-fuzz
 //! targets run, on stable, in every test run. A harness panics on any broken property.
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod harness;
 
 use std::path::PathBuf;
