@@ -150,7 +150,7 @@ run_python_bindings() {
     VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH "$dir/test.sh"
     return
   fi
-  "$PY" -m pip install --quiet 'maturin>=1.9.4,<2' pytest
+  "$PY" -m pip install --quiet -c "$SCRIPT_DIR/requirements-devstack.txt" 'maturin>=1.9.4,<2' pytest
   local extras=()
   # The package's `test` extra (pytest plugins, fastapi, ...) when it declares one.
   if grep -qE '^[[:space:]]*test[[:space:]]*=' "$dir/pyproject.toml" 2>/dev/null; then
