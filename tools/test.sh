@@ -32,6 +32,8 @@ cd "$REPO"
 
 # shellcheck source-path=SCRIPTDIR source=venv_default.sh
 . "$SCRIPT_DIR/venv_default.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 use_project_venv "$REPO"
 
 say() { printf '\n==> %s\n' "$*" >&2; }
@@ -41,33 +43,9 @@ die() {
   exit 1
 }
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/mcpvault-test.XXXXXX")
-STATE=$WORK/stack
-mkdir -p "$STATE"
-STACK_UP=0
-
-stack_down() {
-  if ((STACK_UP)); then
-    STACK_UP=0
-    say "tearing down the dev stack"
-    "$SCRIPT_DIR/devstack.sh" down "$STATE" || note "devstack down reported a problem"
-  fi
-}
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stack_down
-  if [[ ${MCPVAULT_TEST_KEEP_STACK:-0} == 1 ]]; then
-    note "kept $WORK (MCPVAULT_TEST_KEEP_STACK=1)"
-  else
-    rm -rf -- "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# The stack's lifecycle (temp dir, trap, up, down) is tools/lib.sh's.
+DEVSTACK_KEEP=${MCPVAULT_TEST_KEEP_STACK:-0}
+devstack_begin test
 
 # ------------------------------------------------------------------ steps --
 
@@ -115,17 +93,17 @@ note "$(cargo fmt --version), $(cargo clippy --version)"
 # ---------------------------------------------------------- dev stack -----
 
 say "dev stack: install venv ($VENV)"
-"$SCRIPT_DIR/devstack.sh" install
+devstack_install
 
-say "dev stack: up in $STATE"
-STACK_UP=1
-ENV_FILE=$("$SCRIPT_DIR/devstack.sh" up "$STATE") || die "dev stack did not come up (logs: $STATE)"
-export MCPVAULT_DEVSTACK_ENV=$ENV_FILE
+say "dev stack: up in $STATE (OpenBao, PostgreSQL, moto; usually 10-30 s)"
+devstack_up
 note "MCPVAULT_DEVSTACK_ENV=$MCPVAULT_DEVSTACK_ENV"
 
 # ------------------------------------------------------------- cargo ------
 
 step "cargo fmt --check" cargo fmt --all --check
+note "clippy and the test build compile the whole dependency graph the first time"
+note "(~3-5 min each on 2 cores; with a warm CARGO_TARGET_DIR, seconds)"
 step "cargo clippy --workspace --all-targets -- -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 # --workspace: the root is a package, so without it only the root package's tests
 # would run, not the token core's (crates/mcpvault-token/tests).
@@ -177,7 +155,7 @@ run_python_bindings() {
     VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH "$dir/test.sh"
     return
   fi
-  "$PY" -m pip install --quiet 'maturin>=1.9.4,<2' pytest
+  "$PY" -m pip install --quiet -c "$SCRIPT_DIR/requirements-devstack.txt" 'maturin>=1.9.4,<2' pytest
   local extras=()
   # The package's `test` extra (pytest plugins, fastapi, ...) when it declares one.
   if grep -qE '^[[:space:]]*test[[:space:]]*=' "$dir/pyproject.toml" 2>/dev/null; then
@@ -244,8 +222,9 @@ fi
 # ------------------------------------------------------------- summary ----
 
 # Down before the summary so the summary line is the last thing printed.
-stack_down
+devstack_down
 say "summary"
+ELAPSED=$SECONDS
 echo "cargo test summary lines:"
 grep -hE '^\s*(Running|Doc-tests) |^test result: ' "$TEST_LOG" "$DOC_LOG" | sed 's/^ */  /' || true
 echo
@@ -272,6 +251,7 @@ if ((${#FAILED_STEPS[@]})); then
   line+="; FAILED: ${FAILED_STEPS[0]}"
   for s in "${FAILED_STEPS[@]:1}"; do line+=", $s"; done
 fi
+printf '  wall time: %dm%02ds\n' $((ELAPSED / 60)) $((ELAPSED % 60))
 echo
 echo "$line"
 ((${#FAILED_STEPS[@]} == 0 && TOTAL_FAILED == 0))

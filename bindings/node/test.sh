@@ -30,7 +30,9 @@ esac
 
 cd "$HERE"
 # `npm ci` fails here (the lockfile lacks other platforms' optional packages).
+echo "node bindings: npm install (first time needs the npm registry)" >&2
 npm install --no-audit --no-fund --loglevel=error >&2
+echo "node bindings: cargo build -p mcpvault-node (first time ~1-2 min, then seconds)" >&2
 (cd "$REPO" && cargo build --quiet -p mcpvault --bin mcpvault && cargo build --quiet -p mcpvault-node)
 cp "$TARGET/debug/libmcpvault_node.so" "$HERE/$NODE_FILE"
 exec node --test --test-reporter=tap test/

@@ -1,5 +1,5 @@
 //! Fuzz harnesses for mcpvault. The cargo-fuzz targets (`fuzz_targets/`) call these,
-//! and so does the stable regression test `tests/fuzz_regressions.rs`, which replays
+//! and so does the stable regression test `tests/it/fuzz_regressions.rs`, which replays
 //! every input kept under `fixtures/fuzz/<target>/` (it includes `token.rs` and
 //! `server.rs` by `#[path]`). Each harness checks properties, not just "no panic".
 //!

@@ -2,15 +2,12 @@
 //! Vault down at start (and back later), timeouts, configuration errors, and no
 //! secret in the server's logs.
 
-mod common;
-mod vault_support;
-
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{stack_var, token_for, Server};
+use crate::devstack::{bao, stack_var, unique, PrivateBao};
+use crate::harness::{closed_port, token_for, Server};
 use serde_json::{json, Value};
-use vault_support::{bao, unique};
 
 /// A fresh AppRole auth mount with one role using the stack's `mcpvault` policy.
 /// Returns (mount, role_id, secret_id).
@@ -129,13 +126,6 @@ fn approle_bad_secret_id_is_a_clear_error() {
     );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Forwards 127.0.0.1:port to OpenBao from now on (Vault "comes back").
 fn start_proxy(port: u16) {
     let target = stack_var("VAULT_ADDR")
@@ -165,7 +155,7 @@ fn start_proxy(port: u16) {
 
 #[test]
 fn vault_down_at_start_then_back() {
-    let port = free_port();
+    let port = closed_port();
     let addr = format!("http://127.0.0.1:{port}");
     let mut s = Server::start("agentA", &[("VAULT_ADDR", &addr)]);
     let tools = s.request("tools/list", json!({}));
@@ -294,96 +284,16 @@ fn no_secret_or_token_in_logs_or_errors() {
         .all(|l| serde_json::from_str::<Value>(l).is_ok()));
 }
 
-/// A private OpenBao dev server with TLS (its own CA), killed on drop.
-struct TlsBao {
-    child: std::process::Child,
-    addr: String,
-    ca: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl TlsBao {
-    fn start() -> TlsBao {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let log = std::fs::File::create(dir.path().join("bao.log")).expect("log");
-        let child = std::process::Command::new(stack_var("BAO_BIN"))
-            .args(["server", "-dev", "-dev-tls", "-dev-root-token-id=root"])
-            .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::from(log.try_clone().expect("log")))
-            .stderr(std::process::Stdio::from(log))
-            .spawn()
-            .expect("start bao -dev-tls");
-        let bao = TlsBao {
-            child,
-            addr: format!("https://127.0.0.1:{port}"),
-            ca: dir.path().join("vault-ca.pem"),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while bao.curl("GET", "sys/health", None, None).0 != 200 {
-            assert!(Instant::now() < deadline, "TLS OpenBao did not come up");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        bao
-    }
-
-    /// Root-token request, optionally in a namespace.
-    fn curl(
-        &self,
-        method: &str,
-        path: &str,
-        ns: Option<&str>,
-        body: Option<&Value>,
-    ) -> (u16, Value) {
-        let mut cmd = std::process::Command::new("curl");
-        cmd.args([
-            "-sS",
-            "-X",
-            method,
-            "-w",
-            "\n%{http_code}",
-            "-H",
-            "X-Vault-Token: root",
-            "--cacert",
-        ])
-        .arg(&self.ca);
-        if let Some(ns) = ns {
-            cmd.args(["-H", &format!("X-Vault-Namespace: {ns}")]);
-        }
-        if let Some(b) = body {
-            cmd.args(["--data-binary", &b.to_string()]);
-        }
-        let out = cmd
-            .arg(format!("{}/v1/{path}", self.addr))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let Some((body, code)) = text.rsplit_once('\n') else {
-            return (0, Value::Null);
-        };
-        (
-            code.trim().parse().unwrap_or(0),
-            serde_json::from_str(body).unwrap_or(Value::Null),
-        )
-    }
-}
-
-impl Drop for TlsBao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn tls_with_vault_cacert_and_a_namespace() {
-    let bao = TlsBao::start();
-    let ca = bao.ca.to_str().expect("utf-8 path").to_string();
-    let (code, r) = bao.curl("POST", "sys/namespaces/team1", None, Some(&json!({})));
+    let mut bao = PrivateBao::new_tls(closed_port());
+    bao.start();
+    let api = bao.client();
+    let ca = bao.ca().to_str().expect("utf-8 path").to_string();
+    let addr = bao.addr();
+    let (code, r) = api.call("POST", "sys/namespaces/team1", None, Some(&json!({})));
     assert_eq!(code, 200, "{r}");
-    let (code, r) = bao.curl(
+    let (code, r) = api.call(
         "POST",
         "sys/mounts/secret",
         Some("team1"),
@@ -392,7 +302,7 @@ fn tls_with_vault_cacert_and_a_namespace() {
     assert!(code == 200 || code == 204, "{r}");
     let tok = token_for("agentA", None, &[]);
     let base = [
-        ("VAULT_ADDR", bao.addr.as_str()),
+        ("VAULT_ADDR", addr.as_str()),
         ("VAULT_TOKEN", "root"),
         ("VAULT_CACERT", ca.as_str()),
         ("VAULT_NAMESPACE", "team1"),
@@ -409,10 +319,10 @@ fn tls_with_vault_cacert_and_a_namespace() {
         json!({"in": "team1"})
     );
     // It is in the namespace, not in the root namespace's secret/.
-    let (code, r) = bao.curl("GET", "secret/data/mcp/agentA/ns/x", Some("team1"), None);
+    let (code, r) = api.call("GET", "secret/data/mcp/agentA/ns/x", Some("team1"), None);
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["data"]["data"], json!({"in": "team1"}));
-    let (code, _) = bao.curl("GET", "secret/data/mcp/agentA/ns/x", None, None);
+    let (code, _) = api.call("GET", "secret/data/mcp/agentA/ns/x", None, None);
     assert_eq!(code, 404);
 
     // Without the CA the TLS handshake fails: a clear error, not a hang.

@@ -1,7 +1,13 @@
-//! Helpers for the hostile, fault, revocation and audit tests: dead and hung backends,
-//! bounded polling, and the "stdout is JSON-RPC only" check.
+//! The one spawn harness: runs the real `mcpvault-stdio` binary and talks
+//! newline-delimited JSON-RPC to it over stdin/stdout, like an agent host does, with
+//! full control over its lifetime (stdin EOF, signals, exit status). Also the test
+//! key and token minting, stand-in backends that refuse or never answer, bounded
+//! polling, and the "stdout is JSON-RPC only" check.
+//!
+//! Reaching the dev stack itself (OpenBao, PostgreSQL, moto) is `crate::devstack`.
 #![allow(dead_code)]
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -11,41 +17,95 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mcpvault::token::{mint, parse_tools, KeyFile, MintSpec, ResourcePattern};
 use serde_json::{json, Value};
 
-/// Bound on any single reply or on EOF after stdin closes.
-pub const LIMIT: Duration = Duration::from_secs(30);
+/// Generous upper bound for one reply, or for EOF after stdin closes: a hang fails
+/// the test instead of blocking CI.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The same bound, under the name the lifecycle tests use.
+pub const LIMIT: Duration = REPLY_TIMEOUT;
 
-/// The server process with full control over its lifetime (stdin EOF, signals, exit
-/// status), which the shared harness's `Server` does not expose.
-pub struct Proc {
+/// The committed test key (fixtures/keys/test.json): a test-only key.
+pub fn test_key() -> KeyFile {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/keys/test.json");
+    let text = std::fs::read_to_string(&path).expect("fixtures/keys/test.json");
+    serde_json::from_str(&text).expect("key file json")
+}
+
+/// Mints with the test key: `tools` as for `--tools` (None = all), `resources` as
+/// `KIND:PATTERN` strings.
+pub fn token_for(subject: &str, tools: Option<&str>, resources: &[&str]) -> String {
+    let spec = MintSpec {
+        tools: tools.map(|t| parse_tools(t).expect("tools")),
+        subject: Some(subject.to_string()),
+        resources: resources
+            .iter()
+            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
+            .collect(),
+        ..MintSpec::default()
+    };
+    mint(&test_key(), &spec).expect("mint")
+}
+
+pub struct Server {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     next_id: u64,
+    /// Every stdout line seen, for purity / leak checks.
     pub stdout_log: Vec<String>,
-    stderr_path: PathBuf,
+    pub stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Proc {
-    /// `mcpvault-stdio` with only PATH, SUBJECT, the test public key and `env`.
-    pub fn spawn(subject: &str, public_key: &str, env: &[(&str, &str)]) -> Proc {
+impl Server {
+    /// Spawns the server for `subject` with the dev stack's env (when
+    /// `MCPVAULT_DEVSTACK_ENV` is set), the test public key, and `extra` env on top
+    /// (an empty value removes a variable).
+    pub fn spawn(subject: &str, extra: &[(&str, &str)]) -> Server {
+        let mut env: HashMap<String, String> = HashMap::new();
+        if std::env::var_os("MCPVAULT_DEVSTACK_ENV").is_some() {
+            for (k, v) in crate::devstack::stack() {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+        Self::spawn_with_env(subject, env, extra)
+    }
+
+    /// Like `spawn` but without the dev stack: only PATH, SUBJECT, the test public
+    /// key and `extra` (for tests that bring their own backends or need none).
+    pub fn spawn_bare(subject: &str, extra: &[(&str, &str)]) -> Server {
+        Self::spawn_with_env(subject, HashMap::new(), extra)
+    }
+
+    fn spawn_with_env(
+        subject: &str,
+        mut env: HashMap<String, String>,
+        extra: &[(&str, &str)],
+    ) -> Server {
+        env.insert("SUBJECT".into(), subject.into());
+        env.insert("MCPVAULT_PUBLIC_KEY".into(), test_key().public_key);
+        for (k, v) in extra {
+            env.insert((*k).into(), (*v).into());
+        }
         let dir = tempfile::tempdir().expect("tempdir");
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcpvault-stdio"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SUBJECT", subject)
-            .env("MCPVAULT_PUBLIC_KEY", public_key)
-            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
+        for (k, v) in &env {
+            if !v.is_empty() {
+                cmd.env(k, v);
+            }
+        }
         let mut child = cmd.spawn().expect("spawn mcpvault-stdio");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = channel();
+        let (tx, rx) = channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if tx.send(line).is_err() {
@@ -53,15 +113,40 @@ impl Proc {
                 }
             }
         });
-        Proc {
+        Server {
             stdin: child.stdin.take(),
             child,
-            lines,
-            next_id: 0,
+            lines: rx,
+            next_id: 1000,
             stdout_log: Vec::new(),
             stderr_path,
             _dir: dir,
         }
+    }
+
+    /// Spawns and completes the initialize handshake.
+    pub fn start(subject: &str, extra: &[(&str, &str)]) -> Server {
+        let mut s = Self::spawn(subject, extra);
+        s.initialize();
+        s
+    }
+
+    /// The initialize handshake; asserts a result and returns the whole reply.
+    pub fn initialize(&mut self) -> Value {
+        let r = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "mcpvault-tests", "version": "0"}}),
+        );
+        assert!(r.get("result").is_some(), "initialize failed: {r}");
+        self.send_raw(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        r
+    }
+
+    pub fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).expect("write");
+        stdin.write_all(b"\n").expect("write");
+        stdin.flush().expect("flush");
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {
@@ -71,7 +156,42 @@ impl Proc {
     }
 
     pub fn send(&mut self, msg: &Value) {
-        self.send_bytes(format!("{msg}\n").as_bytes());
+        self.send_raw(&msg.to_string());
+    }
+
+    /// The next stdout message, `None` at EOF; panics after `REPLY_TIMEOUT`. Every
+    /// stdout line must be JSON: that is asserted.
+    pub fn next(&mut self) -> Option<Value> {
+        match self.lines.recv_timeout(REPLY_TIMEOUT) {
+            Ok(line) => {
+                self.stdout_log.push(line.clone());
+                Some(
+                    serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line:.200}")),
+                )
+            }
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "no reply within {REPLY_TIMEOUT:?}; stderr: {}",
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Next stdout message; panics at EOF.
+    pub fn next_message(&mut self) -> Value {
+        self.next()
+            .unwrap_or_else(|| panic!("server closed stdout; stderr: {}", self.stderr()))
+    }
+
+    /// Reads messages until the response with `id` (others are kept in stdout_log).
+    pub fn wait_for(&mut self, id: &Value) -> Value {
+        loop {
+            let m = self.next_message();
+            if m.get("id") == Some(id) && (m.get("result").is_some() || m.get("error").is_some()) {
+                return m;
+            }
+        }
     }
 
     /// Sends a request and returns its id (the reply is read later).
@@ -82,43 +202,43 @@ impl Proc {
         id
     }
 
-    pub fn initialize(&mut self) {
-        let id = self.start_request(
-            "initialize",
-            json!({"protocolVersion": "2025-06-18", "capabilities": {},
-                   "clientInfo": {"name": "mcpvault-hostile", "version": "0"}}),
-        );
-        assert!(self.wait_for(&id).get("result").is_some());
-        self.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    /// Sends a request and returns the whole response envelope.
+    pub fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.start_request(method, params);
+        self.wait_for(&id)
     }
 
-    /// The next stdout message, `None` at EOF; panics after `LIMIT`.
-    pub fn next(&mut self) -> Option<Value> {
-        match self.lines.recv_timeout(LIMIT) {
-            Ok(line) => {
-                self.stdout_log.push(line.clone());
-                Some(
-                    serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line:.200}")),
-                )
-            }
-            Err(RecvTimeoutError::Disconnected) => None,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("nothing on stdout for {LIMIT:?}; stderr: {}", self.stderr())
-            }
+    /// tools/call with `token` in `_meta.token` (None: no `_meta`). Returns `result`.
+    pub fn call(&mut self, tool: &str, args: Value, token: Option<&str>) -> Value {
+        let mut params = json!({"name": tool, "arguments": args});
+        if let Some(t) = token {
+            params["_meta"] = json!({"token": t});
         }
+        let r = self.request("tools/call", params);
+        r.get("result")
+            .cloned()
+            .unwrap_or_else(|| panic!("expected a result, got {r}"))
     }
 
-    /// Reads until the response with `id`.
-    pub fn wait_for(&mut self, id: &Value) -> Value {
-        loop {
-            let m = self
-                .next()
-                .unwrap_or_else(|| panic!("EOF before reply {id}"));
-            if &m["id"] == id && m.get("method").is_none() {
-                return m;
-            }
-        }
+    /// Like `call` but asserts success and returns `structuredContent`.
+    pub fn call_ok(&mut self, tool: &str, args: Value, token: &str) -> Value {
+        let r = self.call(tool, args, Some(token));
+        assert_ne!(r["isError"], json!(true), "{tool} failed: {r}");
+        r["structuredContent"].clone()
+    }
+
+    /// Like `call` but asserts `isError` and returns the error text.
+    pub fn call_err(&mut self, tool: &str, args: Value, token: Option<&str>) -> String {
+        let r = self.call(tool, args, token);
+        assert_eq!(r["isError"], json!(true), "{tool} should fail: {r}");
+        r["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// EOF on the server's stdin.
@@ -137,16 +257,19 @@ impl Proc {
         found.unwrap_or_else(|| panic!("still running after {limit:?}; stderr: {}", self.stderr()))
     }
 
+    /// Closes stdin and waits for exit; returns the exit code.
+    pub fn close(mut self) -> Option<i32> {
+        self.close_stdin();
+        let status = self.child.wait().expect("wait");
+        status.code()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
 }
 
-impl Drop for Proc {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -3,11 +3,7 @@
 //! carries JSON-RPC only. No backend is needed: Vault points at a closed port (or at a
 //! listener that never answers, where a request must stay in flight).
 
-mod common;
-mod hostile_support;
-
-use common::{token_for, Server};
-use hostile_support::{assert_pure_jsonrpc, dead_url, text, Blackhole};
+use crate::harness::{assert_pure_jsonrpc, dead_url, text, token_for, Blackhole, Server};
 use serde_json::{json, Value};
 
 const SUBJECT: &str = "agentH";

@@ -5,15 +5,10 @@
 //! or hung. Each test runs its OWN `bao server -dev` (BAO_BIN from the dev stack) on a
 //! free port, never the shared one.
 
-mod common;
-mod hostile_support;
-
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{stack_var, token_for, Server};
-use hostile_support::{closed_port, dead_url, poll_until, text, Blackhole};
+use crate::devstack::{start_moto, PrivateBao};
+use crate::harness::{closed_port, dead_url, text, token_for, Blackhole, Server};
 use serde_json::{json, Value};
 
 const SUBJECT: &str = "agentF";
@@ -22,101 +17,14 @@ const VAULT_TIMEOUT: u64 = 2;
 /// Slack on top of a timeout for a loaded CI machine.
 const MARGIN: Duration = Duration::from_secs(8);
 
-/// A private OpenBao dev server (in-memory, root token `root`).
-struct Bao {
-    port: u16,
-    child: Option<Child>,
-    dir: tempfile::TempDir,
-}
-
-impl Bao {
-    fn new(port: u16) -> Bao {
-        Bao {
-            port,
-            child: None,
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts it and waits (bounded) until it answers.
-    fn start(&mut self) {
-        assert!(self.child.is_none());
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("bao.log"))
-            .expect("bao log");
-        let child = Command::new(stack_var("BAO_BIN"))
-            .args(["server", "-dev", "-dev-root-token-id=root"])
-            .arg(format!("-dev-listen-address=127.0.0.1:{}", self.port))
-            // -dev writes a token helper file under HOME: keep it in our temp dir.
-            .env("HOME", self.dir.path())
-            .env_remove("VAULT_ADDR")
-            .env_remove("BAO_ADDR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start bao");
-        self.child = Some(child);
-        let up = poll_until(Duration::from_secs(30), || {
-            (self.api("GET", "sys/health", None).0 == 200).then_some(())
-        });
-        assert!(up.is_some(), "bao did not come up: {}", self.log());
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap_or_default()
-    }
-
-    /// `METHOD /v1/PATH` with the root token, by curl: (status, body). Status 0 when
-    /// nothing answered.
-    fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "-m", "5", "-X", method, "-w", "\n%{http_code}"])
-            .args(["-H", "X-Vault-Token: root"]);
-        if let Some(b) = body {
-            cmd.args(["-H", "Content-Type: application/json", "--data-binary"])
-                .arg(b.to_string());
-        }
-        let out = cmd
-            .arg(format!("{}/v1/{path}", self.addr()))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let Some((body, code)) = text.rsplit_once('\n') else {
-            return (0, Value::Null);
-        };
-        let code = code.trim().parse().unwrap_or(0);
-        (code, serde_json::from_str(body).unwrap_or(Value::Null))
-    }
-
-    /// Writes `{v: value}` at the subject's `app/x` (dev mode mounts KV v2 at secret/).
-    fn put_secret(&self, value: &str) {
-        let (code, body) = self.api(
-            "POST",
-            &format!("secret/data/mcp/{SUBJECT}/app/x"),
-            Some(&json!({"data": {"v": value}})),
-        );
-        assert_eq!(code, 200, "{body}");
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Writes `{v: value}` at the subject's `app/x` (dev mode mounts KV v2 at secret/).
+fn put_secret(bao: &PrivateBao, value: &str) {
+    let (code, body) = bao.api(
+        "POST",
+        &format!("secret/data/mcp/{SUBJECT}/app/x"),
+        Some(&json!({"data": {"v": value}})),
+    );
+    assert_eq!(code, 200, "{body}");
 }
 
 fn server(env: &[(&str, &str)]) -> Server {
@@ -152,7 +60,7 @@ fn assert_value(r: &Value, want: &str) {
 
 #[test]
 fn vault_down_at_start_killed_and_restarted_the_same_process_recovers() {
-    let mut bao = Bao::new(closed_port());
+    let mut bao = PrivateBao::new(closed_port());
     let addr = bao.addr();
     let mut s = server(&[("VAULT_ADDR", addr.as_str()), ("VAULT_TOKEN", "root")]);
     let token = token_for(SUBJECT, Some("kv.read"), &[]);
@@ -166,7 +74,7 @@ fn vault_down_at_start_killed_and_restarted_the_same_process_recovers() {
     assert!(t.contains("unreachable"), "{t}");
 
     bao.start();
-    bao.put_secret("one");
+    put_secret(&bao, "one");
     let (r, _) = kv_read(&mut s, &token);
     assert_value(&r, "one");
 
@@ -178,7 +86,7 @@ fn vault_down_at_start_killed_and_restarted_the_same_process_recovers() {
 
     // Back again (a dev server starts empty).
     bao.start();
-    bao.put_secret("two");
+    put_secret(&bao, "two");
     let (r, _) = kv_read(&mut s, &token);
     assert_value(&r, "two");
     assert!(!s.stdout_log.iter().any(|l| l.contains("\"root\"")));
@@ -238,7 +146,7 @@ fn a_hung_vault_times_out_with_a_clear_error_and_no_retry_storm() {
 
 /// Enables AppRole on `bao` with a role whose tokens live `ttl` seconds and may read
 /// the subject's KV; returns (role_id, secret_id).
-fn approle(bao: &Bao, ttl: u32) -> (String, String) {
+fn approle(bao: &PrivateBao, ttl: u32) -> (String, String) {
     let ok = |(code, body): (u16, Value)| {
         assert!((200..300).contains(&code), "{code}: {body}");
         body
@@ -279,9 +187,9 @@ fn approle(bao: &Bao, ttl: u32) -> (String, String) {
 
 #[test]
 fn approle_logs_in_again_after_its_token_is_revoked_or_expires() {
-    let mut bao = Bao::new(closed_port());
+    let mut bao = PrivateBao::new(closed_port());
     bao.start();
-    bao.put_secret("approle");
+    put_secret(&bao, "approle");
     // Tokens live 4 s: the session must renew or log in again on its own.
     let (role_id, secret_id) = approle(&bao, 4);
     let addr = bao.addr();
@@ -311,9 +219,9 @@ fn approle_logs_in_again_after_its_token_is_revoked_or_expires() {
 
 #[test]
 fn a_revoked_static_token_is_a_clear_vault_error() {
-    let mut bao = Bao::new(closed_port());
+    let mut bao = PrivateBao::new(closed_port());
     bao.start();
-    bao.put_secret("static");
+    put_secret(&bao, "static");
     let (code, created) = bao.api(
         "POST",
         "auth/token/create",
@@ -369,35 +277,6 @@ fn kms_encrypt(s: &mut Server, token: &str) -> (Value, Duration) {
 
 /// The KMS backend's whole-operation timeout (src/backend/kms.rs), plus slack.
 const KMS_BOUND: Duration = Duration::from_secs(10 + 8);
-
-/// moto (from the dev stack's venv) on `port`, with `alias/app`.
-fn start_moto(port: u16, dir: &Path) -> Child {
-    let python = PathBuf::from(stack_var("DEVSTACK_PYTHON"));
-    let moto = python.with_file_name("moto_server");
-    let child = Command::new(moto)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .current_dir(dir)
-        .spawn()
-        .expect("start moto");
-    let url = format!("http://127.0.0.1:{port}");
-    let script = "import boto3,sys\n\
-        k=boto3.client('kms',endpoint_url=sys.argv[1],region_name='us-east-1',\
-        aws_access_key_id='x',aws_secret_access_key='y')\n\
-        i=k.create_key()['KeyMetadata']['KeyId']\n\
-        k.create_alias(AliasName='alias/app',TargetKeyId=i)\n";
-    let made = poll_until(Duration::from_secs(30), || {
-        Command::new(&python)
-            .args(["-c", script, &url])
-            .stderr(Stdio::null())
-            .status()
-            .ok()
-            .filter(|s| s.success())
-    });
-    assert!(made.is_some(), "moto did not come up on {url}");
-    child
-}
 
 #[test]
 fn kms_down_then_up_the_same_process_recovers() {

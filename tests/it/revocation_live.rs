@@ -2,16 +2,12 @@
 //! without a restart; a malformed, missing or unreadable list denies every token call
 //! (fail closed) and says so on stderr, and fixing it restores service.
 
-mod common;
-mod hostile_support;
-
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{token_for, Server};
-use hostile_support::{dead_url, last_revocation_id, poll_until, text};
+use crate::harness::{dead_url, last_revocation_id, poll_until, text, token_for, Server};
 use mcpvault::token::{attenuate, AttenuateSpec};
 use serde_json::json;
 

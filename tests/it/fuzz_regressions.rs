@@ -6,9 +6,9 @@
 //! behind its `server` feature); they are included here directly, under the same
 //! names, so `super::token::...` resolves the same way in both crates.
 
-#[path = "../fuzz/src/server.rs"]
+#[path = "../../fuzz/src/server.rs"]
 mod server;
-#[path = "../fuzz/src/token.rs"]
+#[path = "../../fuzz/src/token.rs"]
 mod token;
 
 use std::path::PathBuf;

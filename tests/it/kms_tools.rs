@@ -1,14 +1,13 @@
 //! `kms.*` against a real KMS endpoint: moto's server from the dev stack
 //! (aliases alias/app, alias/other, alias/sign-ecc, alias/sign-rsa).
 
-mod common;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use crate::devstack::stack_var;
+use crate::harness::{dead_url, token_for, Server};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{stack_var, token_for, Server};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -24,14 +23,6 @@ fn unb64(v: &Value) -> Vec<u8> {
         .unwrap_or_else(|| panic!("expected a base64 string, got {v}"));
     B64.decode(s)
         .unwrap_or_else(|e| panic!("bad base64 from the server ({e}): {s}"))
-}
-
-/// A loopback port with nothing listening: connections are refused at once.
-fn closed_port_url() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
-    drop(l);
-    format!("http://127.0.0.1:{port}")
 }
 
 fn kms_token() -> String {
@@ -267,7 +258,7 @@ fn rsa_sign_verify() {
 fn token_key_restriction_denies_before_any_request() {
     // KMS is a closed port here: a call that reached it would fail with `kms: ...`,
     // so a `denied: ...` answer proves the gate stopped it first.
-    let url = closed_port_url();
+    let url = dead_url();
     let mut s = Server::start(SUBJECT, &[("AWS_ENDPOINT_URL_KMS", &url)]);
     let t = token_for(SUBJECT, Some("kms.*"), &["kms:alias/app"]);
     let calls = [
@@ -318,7 +309,7 @@ fn token_key_restriction_denies_before_any_request() {
 
 #[test]
 fn invalid_arguments_are_refused_before_any_request() {
-    let url = closed_port_url();
+    let url = dead_url();
     let mut s = Server::start(SUBJECT, &[("AWS_ENDPOINT_URL_KMS", &url)]);
     let t = kms_token();
     let ecc = |extra: Value| {
@@ -416,7 +407,7 @@ fn invalid_arguments_are_refused_before_any_request() {
 
 #[test]
 fn unreachable_kms_fails_fast_with_a_kms_error() {
-    let url = closed_port_url();
+    let url = dead_url();
     let mut s = Server::start(SUBJECT, &[("AWS_ENDPOINT_URL_KMS", &url)]);
     let t = kms_token();
     let started = Instant::now();

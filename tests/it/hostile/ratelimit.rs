@@ -2,11 +2,7 @@
 //! tool error. The refill is so slow (0.01 calls/s) that the outcome does not depend
 //! on how fast the calls run.
 
-mod common;
-mod hostile_support;
-
-use common::{token_for, Server};
-use hostile_support::{dead_url, text};
+use crate::harness::{dead_url, text, token_for, Server};
 use mcpvault::token::{attenuate, parse_tools, AttenuateSpec};
 use serde_json::json;
 

@@ -1,13 +1,9 @@
 //! 2,000 pipelined tools/call requests (all written before any reply is read): every
 //! id is answered exactly once, and a second batch of 2,000 does not grow memory.
 
-mod common;
-mod hostile_support;
-
 use std::collections::HashMap;
 
-use common::{token_for, Server};
-use hostile_support::{assert_pure_jsonrpc, dead_url, rss_kib, text};
+use crate::harness::{assert_pure_jsonrpc, dead_url, rss_kib, text, token_for, Server};
 use serde_json::{json, Value};
 
 const SUBJECT: &str = "agentP";

@@ -2,13 +2,9 @@
 //! (allow, deny, invalid) with who, what, which resource, why and which token; never
 //! the token itself. Any edit, deletion or cut of the head breaks the chain.
 
-mod common;
-mod hostile_support;
-
 use std::path::Path;
 
-use common::{token_for, Server};
-use hostile_support::{dead_url, last_revocation_id, text};
+use crate::harness::{dead_url, last_revocation_id, text, token_for, Server};
 use mcpvault::audit::verify_chain;
 use serde_json::{json, Value};
 

@@ -2,13 +2,10 @@
 //! against the dev stack's OpenBao and PostgreSQL, with the real effect checked
 //! outside mcpvault (curl with the root token, psql, ssh-keygen).
 
-mod common;
-mod vault_support;
-
+use crate::devstack::{bao, psql_login, unique, BaoApi};
+use crate::harness::{token_for, Server};
 use base64::Engine;
-use common::{stack_var, token_for, Server};
 use serde_json::{json, Value};
-use vault_support::{bao, psql_login, unique};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -393,15 +390,12 @@ fn ssh_sign_gives_a_certificate_ssh_keygen_accepts() {
         "{listing}"
     );
     // Signed by the engine's CA.
-    let ca = std::process::Command::new("curl")
-        .args([
-            "-sS",
-            &format!("{}/v1/ssh/public_key", stack_var("VAULT_ADDR")),
-        ])
-        .output()
-        .expect("curl ca");
+    let (code, ca) = BaoApi::stack()
+        .raw("GET", "ssh/public_key", None, None)
+        .expect("ssh/public_key");
+    assert_eq!(code, 200, "{ca}");
     let ca_path = dir.path().join("ca.pub");
-    std::fs::write(&ca_path, &ca.stdout).expect("ca");
+    std::fs::write(&ca_path, ca).expect("ca");
     let fp = std::process::Command::new("ssh-keygen")
         .arg("-l")
         .arg("-f")

@@ -4,14 +4,11 @@
 //! searched for the secret, its base64 form, the token and every 16-character piece
 //! of it, the private key of the token's root, and the server's own Vault token.
 
-mod common;
-mod hostile_support;
-
 use std::collections::HashSet;
 
+use crate::devstack::stack_var;
+use crate::harness::{assert_pure_jsonrpc, test_key, text, token_for, Server};
 use base64::Engine;
-use common::{stack_var, test_key, token_for, Server};
-use hostile_support::{assert_pure_jsonrpc, text};
 use serde_json::{json, Value};
 
 const SUBJECT: &str = "agentLeak";

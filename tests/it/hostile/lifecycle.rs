@@ -1,25 +1,20 @@
 //! Clean exit: status 0 on stdin EOF and on SIGTERM, with calls already in flight
 //! answered before the process goes away.
 
-mod common;
-mod hostile_support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{test_key, token_for};
-use hostile_support::{assert_pure_jsonrpc, poll_until, text, Blackhole, Proc, LIMIT};
+use crate::harness::{assert_pure_jsonrpc, poll_until, text, token_for, Blackhole, Server, LIMIT};
 use serde_json::{json, Value};
 
 const SUBJECT: &str = "agentL";
 
 /// A server whose Vault accepts connections and never answers, so a kv.read stays in
 /// flight for VAULT_TIMEOUT_SECS (2 s) and then fails with a `vault:` error.
-fn server_with_hung_vault(hole: &Blackhole) -> Proc {
+fn server_with_hung_vault(hole: &Blackhole) -> Server {
     let url = hole.url();
-    let mut p = Proc::spawn(
+    let mut p = Server::spawn_bare(
         SUBJECT,
-        &test_key().public_key,
         &[
             ("VAULT_ADDR", url.as_str()),
             ("VAULT_TOKEN", "lifecycle-test"),
@@ -30,7 +25,7 @@ fn server_with_hung_vault(hole: &Blackhole) -> Proc {
     p
 }
 
-fn start_slow_call(p: &mut Proc, hole: &Blackhole) -> Value {
+fn start_slow_call(p: &mut Server, hole: &Blackhole) -> Value {
     let token = token_for(SUBJECT, Some("kv.read"), &[]);
     let before = hole.accepted();
     let id = p.start_request(
@@ -80,7 +75,7 @@ fn stdin_eof_exits_zero_after_answering_in_flight_calls() {
 
 #[test]
 fn stdin_eof_before_initialize_exits_zero() {
-    let mut p = Proc::spawn(SUBJECT, &test_key().public_key, &[]);
+    let mut p = Server::spawn_bare(SUBJECT, &[]);
     p.close_stdin();
     assert!(p.read_to_eof().is_empty());
     let status = p.wait_exit(LIMIT);
@@ -112,7 +107,7 @@ fn sigterm_exits_zero_after_answering_in_flight_calls() {
 
 #[test]
 fn sigterm_on_an_idle_server_exits_zero() {
-    let mut p = Proc::spawn(SUBJECT, &test_key().public_key, &[]);
+    let mut p = Server::spawn_bare(SUBJECT, &[]);
     p.initialize();
     sigterm(p.pid());
     assert!(p.read_to_eof().is_empty());

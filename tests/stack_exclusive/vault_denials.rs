@@ -6,16 +6,13 @@
 //! The tests of this file share one lock: the audit count is global to the stack,
 //! and a parallel test's requests would make it move.
 
-mod common;
-mod vault_support;
-
 use std::sync::Mutex;
 use std::time::Duration;
 
-use common::{test_key, token_for, vault_audit_requests, Server};
+use crate::devstack::{unique, vault_audit_requests};
+use crate::harness::{test_key, token_for, Server};
 use mcpvault::token::{attenuate, generate_keypair, inspect, mint, AttenuateSpec, MintSpec};
 use serde_json::{json, Value};
-use vault_support::unique;
 
 static AUDIT: Mutex<()> = Mutex::new(());
 
