@@ -1,6 +1,8 @@
-//! The audit log (`MCPVAULT_AUDIT_LOG`): one hash-chained JSON line per decision
-//! (allow, deny, invalid) with who, what, which resource, why and which token; never
-//! the token itself. Any edit, deletion or cut of the head breaks the chain.
+//! The audit log (`MCPVAULT_AUDIT_LOG`): hash-chained JSON lines, one per refusal
+//! (deny, invalid) and two per allowed call (its intent, written before the backend
+//! is touched, and its outcome), with who, what, which resource, why and which token;
+//! never the token itself. Any edit, deletion or cut of the head breaks the chain; a
+//! call whose intent cannot be written never reaches the backend.
 
 use std::path::Path;
 
@@ -42,9 +44,22 @@ fn entries(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The entry that closes a request: its outcome (after its intent) for an allowed
+/// call, its only entry for a refusal.
 fn by_request<'a>(entries: &'a [Value], id: &str) -> &'a Value {
     let hits: Vec<&Value> = entries.iter().filter(|e| e["request_id"] == id).collect();
+    if hits.len() == 2 {
+        let (intent, outcome) = (hits[0], hits[1]);
+        assert_eq!(intent["phase"], "intent", "{intent}");
+        assert_eq!(intent["outcome"], Value::Null, "{intent}");
+        assert_eq!(outcome["phase"], "outcome", "{outcome}");
+        for same in ["decision", "tool", "resource", "token_id", "chain"] {
+            assert_eq!(intent[same], outcome[same], "{same}: {intent} / {outcome}");
+        }
+        return outcome;
+    }
     assert_eq!(hits.len(), 1, "entries for {id}: {hits:?}");
+    assert_eq!(hits[0]["phase"], Value::Null, "{}", hits[0]);
     hits[0]
 }
 
@@ -99,7 +114,7 @@ fn every_decision_is_logged_with_its_fields_and_the_chain_verifies() {
 
     let text = std::fs::read_to_string(&log).expect("audit log");
     let all = entries(&text);
-    assert_eq!(all.len(), 5, "{text}");
+    assert_eq!(all.len(), 6, "{text}");
     for e in &all {
         for field in [
             "ts",
@@ -110,6 +125,9 @@ fn every_decision_is_logged_with_its_fields_and_the_chain_verifies() {
             "reason",
             "token_id",
             "request_id",
+            "phase",
+            "chain",
+            "seq",
             "prev",
             "hash",
         ] {
@@ -202,18 +220,19 @@ fn edits_deletions_and_cuts_break_the_chain_and_restarts_continue_it() {
         assert_eq!(s.close(), Some(0));
     }
     let text = std::fs::read_to_string(&log).expect("audit log");
-    assert_eq!(verify_chain(&text), Ok(8));
+    // Per process: three reads (intent + outcome each) and a denial.
+    assert_eq!(verify_chain(&text), Ok(14));
     let lines: Vec<&str> = text.lines().collect();
 
-    // Rewriting the decision of the fourth entry (a denial), as valid JSON.
-    let mut e: Value = serde_json::from_str(lines[3]).expect("json");
+    // Rewriting the decision of the seventh entry (a denial), as valid JSON.
+    let mut e: Value = serde_json::from_str(lines[6]).expect("json");
     assert_eq!(e["decision"], "deny", "{e}");
     e["decision"] = json!("allow");
-    let line4 = e.to_string();
+    let line7 = e.to_string();
     let mut edited = lines.clone();
-    edited[3] = &line4;
+    edited[6] = &line7;
     let (line, why) = verify_chain(&edited.join("\n")).expect_err("edit not detected");
-    assert_eq!(line, 4, "{why}");
+    assert_eq!(line, 7, "{why}");
     // Changing nothing but the timestamp of the third entry.
     let mut e: Value = serde_json::from_str(lines[2]).expect("json");
     e["ts"] = json!(1);
@@ -247,13 +266,13 @@ fn edits_deletions_and_cuts_break_the_chain_and_restarts_continue_it() {
         1
     );
     // A forged line appended at the end with a made-up hash.
-    let mut forged: Value = serde_json::from_str(lines[7]).expect("json");
+    let mut forged: Value = serde_json::from_str(lines[13]).expect("json");
     forged["prev"] = forged["hash"].clone();
     forged["tool"] = json!("kv.destroy");
     let forged = format!("{text}{forged}\n");
     assert_eq!(
         verify_chain(&forged).expect_err("forgery not detected").0,
-        9
+        15
     );
 }
 
@@ -296,14 +315,15 @@ fn the_cli_verifies_a_real_log() {
     };
     let (code, stdout, _) = verify(&log);
     assert_eq!(code, Some(0), "{stdout}");
-    assert!(stdout.contains('3'), "{stdout}");
+    // c1 allowed (intent + outcome), c2 denied, c3 invalid.
+    assert!(stdout.contains("4 entries"), "{stdout}");
 
     let text = std::fs::read_to_string(&log).expect("read");
     let edited = dir.path().join("edited.log");
     std::fs::write(&edited, text.replacen("kv.write", "kv.read", 1)).expect("write");
     let (code, _, stderr) = verify(&edited);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("line 2"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
 
     let (code, _, stderr) = verify(&dir.path().join("missing.log"));
     assert_eq!(code, Some(2), "{stderr}");

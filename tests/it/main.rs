@@ -6,7 +6,8 @@
 //!   and tokens, stand-in dead or hung backends, polling, stdout purity);
 //! - `devstack`: reaching the dev stack (env file, OpenBao API by curl, its audit
 //!   log, PostgreSQL logins, private OpenBao / moto servers);
-//! - the areas: `cli`, `audit_log`, `revocation_live`, `no_leak`, `kms_tools`,
+//! - the areas: `cli`, `audit_log`, `pipeline` (write-ahead audit, tool surface,
+//!   configuration), `revocation_live`, `no_leak`, `kms_tools`,
 //!   `vault` (tools, backend connection), `hostile` (input, pipeline, rate limits,
 //!   lifecycle), `faults` (backends dying and hanging), `fuzz_regressions`.
 //!
@@ -24,5 +25,6 @@ mod fuzz_regressions;
 mod hostile;
 mod kms_tools;
 mod no_leak;
+mod pipeline;
 mod revocation_live;
 mod vault;
