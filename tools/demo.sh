@@ -136,10 +136,13 @@ verify 1 kv.write kv:app/demo-db
 REVOCATION_FILE=$WORK/revoked.txt
 AUDIT_LOG=$WORK/audit.jsonl
 : >"$REVOCATION_FILE"
+# The audit log's checkpoints are signed with a key of their own (never the root key).
+AUDIT_PUB=$("$CLI" keygen --output "$WORK/audit-key.json")
 
 # The server gets only what it needs: AppRole (the least-privilege `mcpvault`
 # policy the dev stack created), not the root token.
-SERVER_ENV=$(DEMO_PUB=$PUB DEMO_REV=$REVOCATION_FILE DEMO_AUDIT=$AUDIT_LOG "$PY" -c '
+SERVER_ENV=$(DEMO_PUB=$PUB DEMO_REV=$REVOCATION_FILE DEMO_AUDIT=$AUDIT_LOG \
+  DEMO_AUDIT_KEY=$WORK/audit-key.json "$PY" -c '
 import json, os
 e = os.environ
 print(json.dumps({
@@ -148,6 +151,7 @@ print(json.dumps({
     "MCPVAULT_PUBLIC_KEY": e["DEMO_PUB"],
     "MCPVAULT_REVOCATION_FILE": e["DEMO_REV"],
     "MCPVAULT_AUDIT_LOG": e["DEMO_AUDIT"],
+    "MCPVAULT_AUDIT_KEY": e["DEMO_AUDIT_KEY"],
     "VAULT_ADDR": e["VAULT_ADDR"],
     "VAULT_ROLE_ID": e["VAULT_ROLE_ID"],
     "VAULT_SECRET_ID": e["VAULT_SECRET_ID"],
@@ -182,6 +186,12 @@ if ((rc == 0)) && "$CLI" audit verify --help >/dev/null 2>&1; then
   echo "  \$ mcpvault audit verify audit.jsonl -> exit $vrc: ${out:0:200}"
   if ((vrc != 0)); then
     echo "  [FAIL] the audit chain of this run verifies"
+    rc=1
+  fi
+  out=$("$CLI" audit verify "$AUDIT_LOG" --pubkey "$AUDIT_PUB" --require-signed 2>&1) && vrc=0 || vrc=$?
+  echo "  \$ mcpvault audit verify audit.jsonl --pubkey <audit key> --require-signed -> exit $vrc: ${out:0:200}"
+  if ((vrc != 0)); then
+    echo "  [FAIL] every entry of this run is covered by a signed checkpoint"
     rc=1
   fi
   sed '0,/"decision":"deny"/s//"decision":"allow"/' "$AUDIT_LOG" >"$WORK/audit-tampered.jsonl"

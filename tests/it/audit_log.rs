@@ -183,7 +183,7 @@ fn every_decision_is_logged_with_its_fields_and_the_chain_verifies() {
     assert!(!text.contains(&token), "the token is in the audit log");
     assert!(!text.contains(&token[token.len() / 2..token.len() / 2 + 16]));
 
-    assert_eq!(verify_chain(&text), Ok(5));
+    assert_eq!(verify_chain(&text), Ok(6));
 
     #[cfg(unix)]
     {
