@@ -43,7 +43,9 @@ fn per_entry(log: &AuditLog, writers: usize, iters: u64) -> Duration {
         }
     });
     // Wall time for `iters` entries, as criterion expects for `iters` iterations.
-    start.elapsed().mul_f64(iters as f64 / (each * writers as u64) as f64)
+    start
+        .elapsed()
+        .mul_f64(iters as f64 / (each * writers as u64) as f64)
 }
 
 fn bench(c: &mut Criterion) {

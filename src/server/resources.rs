@@ -23,6 +23,14 @@ use super::{call_of, Authorized, McpVault, Scope};
 const SCHEME: &str = "kv://";
 const MAX_DESCRIPTION_LEN: usize = 2000;
 
+/// `version=N` (N >= 1), the only query a `kv://` URI takes.
+fn version_query(q: &str) -> Result<u64, CallError> {
+    q.strip_prefix("version=")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| CallError::invalid("the only query is `?version=N` (N >= 1)"))
+}
+
 impl McpVault {
     pub(crate) fn kv_resources(&self) -> Vec<Resource> {
         let s = &self.cfg().subject;
@@ -63,15 +71,22 @@ impl McpVault {
             )
         })?;
         let (owner, path) = rest.split_once('/').unwrap_or((rest, ""));
+        // `?version=N` reads an older version of a secret; no other query exists.
+        let (path, version) = match path.split_once('?') {
+            None => (path, Ok(None)),
+            Some((p, q)) => (p, version_query(q).map(Some)),
+        };
         let folder = path.is_empty() || path.ends_with('/');
         let tool = if folder { "kv.list" } else { "kv.read" };
-        let scope = if owner != subject {
-            Err(CallError::Denied(Denial::OtherSubject))
-        } else if folder {
-            Scope::kv_prefix(path)
-        } else {
-            Scope::kv_path(path)
+        let read_version = version.as_ref().ok().copied().flatten();
+        let scope = match version {
+            _ if owner != subject => Err(CallError::Denied(Denial::OtherSubject)),
+            Err(e) => Err(e),
+            Ok(Some(_)) if folder => Err(CallError::invalid("a folder has no versions")),
+            Ok(_) if folder => Scope::kv_prefix(path),
+            Ok(_) => Scope::kv_path(path),
         };
+        let version = read_version;
         let read = |auth: Arc<Authorized>| async move {
             let full = self.kv_full_path(&auth, path);
             let mount = &self.cfg().kv_mount;
@@ -85,7 +100,7 @@ impl McpVault {
             } else {
                 match self
                     .vault()
-                    .kv_read(mount, &full, None)
+                    .kv_read(mount, &full, version)
                     .await
                     .map_err(|e| CallError::from(e.at("kv.read")))?
                 {

@@ -491,6 +491,30 @@ fn kv_resources_and_prompts() {
     );
     assert_eq!(resource_text(&r), json!({"keys": ["r"]}));
 
+    // `?version=N` reads an older version; any other query is refused.
+    s.call_ok("kv.write", json!({"path": path, "data": {"k": "v2"}}), &tok);
+    let r = s.request(
+        "resources/read",
+        json!({"uri": format!("kv://agentA/{path}?version=1"), "_meta": meta}),
+    );
+    assert_eq!(resource_text(&r), json!({"data": {"k": "v"}, "version": 1}));
+    let r = s.request(
+        "resources/read",
+        json!({"uri": format!("kv://agentA/{path}"), "_meta": meta}),
+    );
+    assert_eq!(
+        resource_text(&r),
+        json!({"data": {"k": "v2"}, "version": 2})
+    );
+    for bad in ["?version=0", "?version=x", "?v=1", "/?version=1"] {
+        let r = s.request(
+            "resources/read",
+            json!({"uri": format!("kv://agentA/{path}{bad}"), "_meta": meta}),
+        );
+        let m = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(m.starts_with("invalid arguments: "), "{bad}: {r}");
+    }
+
     let denied = |r: &Value| {
         r["error"]["message"]
             .as_str()
