@@ -70,7 +70,7 @@ pub enum Command {
         /// How many attenuation blocks may be appended
         #[arg(long, value_name = "N", default_value_t = 3)]
         max_delegation_depth: u32,
-        /// Restrict a resource kind (kv, transit, db, ssh, kms); `PATTERN*` is a prefix;
+        /// Restrict a resource kind (kv, transit, db, ssh, kms, ssh_principal); `PATTERN*` is a prefix;
         /// repeatable
         #[arg(long = "resource", value_name = "KIND:PATTERN")]
         resources: Vec<String>,

@@ -226,7 +226,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";'
   bao_api POST sys/mounts/ssh "$(json_obj type=ssh)" >/dev/null
   bao_api POST ssh/config/ca "$(json_obj 'generate_signing_key:=true')" >/dev/null
   bao_api POST ssh/roles/ca-user "$(json_obj key_type=ca 'allow_user_certificates:=true' \
-    'allowed_users=*' default_user=ubuntu ttl=30m allowed_extensions=permit-pty)" >/dev/null
+    'allowed_users=*' default_user=ubuntu ttl=30m max_ttl=24h allowed_extensions=permit-pty)" >/dev/null
   bao_api POST ssh/roles/otp-role "$(json_obj key_type=otp default_user=ubuntu \
     cidr_list=127.0.0.0/8)" >/dev/null
 
@@ -260,6 +260,7 @@ path "database/creds/*"      { capabilities = ["read"] }
 path "sys/leases/renew"      { capabilities = ["update"] }
 path "sys/leases/revoke"     { capabilities = ["update"] }
 path "ssh/sign/*"            { capabilities = ["update"] }
+path "ssh/roles/*"           { capabilities = ["read"] }
 path "ssh/creds/*"           { capabilities = ["update"] }
 path "auth/token/lookup-self" { capabilities = ["read"] }
 path "auth/token/renew-self"  { capabilities = ["update"] }

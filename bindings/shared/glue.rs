@@ -211,7 +211,7 @@ impl RequestSpec<'_> {
 fn request_resource(s: &str) -> Result<RequestResource<'_>, Failure> {
     let bad = || {
         Failure::invalid(format!(
-            "invalid resource {s:?}: expected KIND:VALUE with KIND one of kv, transit, db, ssh, kms"
+            "invalid resource {s:?}: expected KIND:VALUE with KIND one of kv, transit, db, ssh, kms, ssh_principal"
         ))
     };
     let (kind, value) = s.split_once(':').ok_or_else(bad)?;

@@ -105,21 +105,42 @@ pub fn args_paths(data: &[u8]) {
         let Ok(found) = scope_of(tool, &args, cfg) else {
             continue;
         };
-        let (kind, value) = match found {
-            Scope::One(kind, value) => (kind, value),
-            Scope::Nothing => {
-                assert!(*tool == "transit.random", "{tool} named no resource");
-                continue;
-            }
-            Scope::Kind(kind) => panic!("{tool}: whole {kind} kind despite a default key"),
+        let parts = match found {
+            Scope::All(parts) => parts,
+            one => vec![one],
         };
+        for part in parts {
+            let (kind, value) = match part {
+                Scope::One(kind, value) => (kind, value),
+                Scope::Nothing => {
+                    assert!(*tool == "transit.random", "{tool} named no resource");
+                    continue;
+                }
+                // Only principals may be left unnamed (the role's default user).
+                Scope::Kind(kind) => {
+                    assert_eq!(
+                        kind,
+                        ResourceKind::SshPrincipal,
+                        "{tool}: whole {kind} kind"
+                    );
+                    continue;
+                }
+                Scope::All(_) => panic!("{tool}: nested scope"),
+            };
+            check_resource(tool, kind, &value);
+        }
+    }
+}
+
+fn check_resource(tool: &str, kind: ResourceKind, value: &str) {
+    {
         match kind {
-            ResourceKind::Kv if *tool == "kv.list" => {
-                assert!(validate_prefix(&value).is_ok(), "{tool}: {value:?}")
+            ResourceKind::Kv if tool == "kv.list" => {
+                assert!(validate_prefix(value).is_ok(), "{tool}: {value:?}")
             }
-            ResourceKind::Kv => assert!(validate_path(&value).is_ok(), "{tool}: {value:?}"),
+            ResourceKind::Kv => assert!(validate_path(value).is_ok(), "{tool}: {value:?}"),
             ResourceKind::Transit | ResourceKind::Ssh => {
-                assert!(validate_name(&value).is_ok(), "{tool}: {value:?}")
+                assert!(validate_name(value).is_ok(), "{tool}: {value:?}")
             }
             ResourceKind::Db => {
                 assert!(
@@ -129,6 +150,13 @@ pub fn args_paths(data: &[u8]) {
             }
             ResourceKind::Kms => assert!(
                 !value.is_empty() && value.len() <= 2048 && !value.chars().any(char::is_control),
+                "{tool}: {value:?}"
+            ),
+            ResourceKind::SshPrincipal => assert!(
+                !value.is_empty()
+                    && value.len() <= 256
+                    && !value.contains(',')
+                    && !value.chars().any(char::is_control),
                 "{tool}: {value:?}"
             ),
         }

@@ -286,6 +286,7 @@ fn tool_for(kind: ResourceKind) -> &'static str {
         ResourceKind::Db => "db.issue_creds",
         ResourceKind::Ssh => "ssh.sign",
         ResourceKind::Kms => "kms.encrypt",
+        ResourceKind::SshPrincipal => "ssh.sign",
     }
 }
 

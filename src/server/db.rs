@@ -95,6 +95,9 @@ pub struct RenewResult {
     pub lease_id: String,
     /// Seconds until the credentials expire now.
     pub lease_duration: u64,
+    /// Present when the increment was cut so the lease ends with the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_to_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -156,7 +159,7 @@ impl McpVault {
     )]
     pub async fn db_renew(
         &self,
-        Extension(_): Extension<Arc<Authorized>>,
+        Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<RenewArgs>,
     ) -> Result<Json<RenewResult>, CallError> {
         if a.increment
@@ -166,14 +169,23 @@ impl McpVault {
                 "`increment` must be 1 to {MAX_INCREMENT_SECS} seconds"
             )));
         }
+        // A renewal through a token never reaches past the token's end; without an
+        // increment, an expiring token's renewal runs to its end.
+        let (increment, capped_to_seconds) = match (auth.remaining_secs(), a.increment) {
+            (None, i) => (i, None),
+            (Some(0), _) => return Err(CallError::Denied(crate::error::Denial::Expired)),
+            (Some(rem), Some(i)) if i <= rem => (Some(i), None),
+            (Some(rem), _) => (Some(rem), Some(rem)),
+        };
         let lease = self
             .vault()
-            .lease_renew(&a.lease_id, a.increment)
+            .lease_renew(&a.lease_id, increment)
             .await
             .map_err(|e| e.at("db.renew"))?;
         Ok(Json(RenewResult {
             lease_id: lease.lease_id,
             lease_duration: lease.lease_duration,
+            capped_to_seconds,
         }))
     }
 

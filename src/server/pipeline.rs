@@ -36,6 +36,9 @@ pub enum Scope {
     Kind(ResourceKind),
     /// No resource at all (`transit.random`), declared explicitly.
     Nothing,
+    /// Several resources, each of which must be granted (`ssh.sign`: the role and
+    /// every principal).
+    All(Vec<Scope>),
 }
 
 impl Scope {
@@ -45,14 +48,22 @@ impl Scope {
             Scope::One(k, v) => Some(format!("{k}:{v}")),
             Scope::Kind(k) => Some(format!("{k}:*")),
             Scope::Nothing => None,
+            Scope::All(parts) => {
+                let labels: Vec<String> = parts.iter().filter_map(Scope::label).collect();
+                (!labels.is_empty()).then(|| labels.join(","))
+            }
         }
     }
 
-    fn request(&self) -> Option<RequestResource<'_>> {
+    /// What the verifier is asked, one request per resource (a Datalog check is
+    /// satisfied by any one matching fact, so several resources are never put in one
+    /// request: each must pass on its own).
+    fn requests(&self) -> Vec<Option<RequestResource<'_>>> {
         match self {
-            Scope::One(kind, value) => Some(RequestResource { kind: *kind, value }),
-            Scope::Kind(kind) => Some(RequestResource::whole_kind(*kind)),
-            Scope::Nothing => None,
+            Scope::One(kind, value) => vec![Some(RequestResource { kind: *kind, value })],
+            Scope::Kind(kind) => vec![Some(RequestResource::whole_kind(*kind))],
+            Scope::Nothing => vec![None],
+            Scope::All(parts) => parts.iter().flat_map(Scope::requests).collect(),
         }
     }
 
@@ -153,6 +164,8 @@ pub struct Authorized {
     pub scope: Scope,
     /// Revocation id of the token's last block (identifies it, reveals nothing).
     pub token_id: Option<String>,
+    /// When the token expires (seconds since the epoch), if it does.
+    pub expires_at: Option<u64>,
 }
 
 impl Authorized {
@@ -161,8 +174,23 @@ impl Authorized {
     pub fn resource(&self) -> Option<&str> {
         match &self.scope {
             Scope::One(_, v) => Some(v),
+            // The first part names the call's main resource (the SSH role).
+            Scope::All(parts) => match parts.first() {
+                Some(Scope::One(_, v)) => Some(v),
+                _ => None,
+            },
             _ => None,
         }
+    }
+
+    /// Seconds until the token expires (0 if it already has), `None` if it never
+    /// does: nothing issued through the call may outlive it.
+    pub fn remaining_secs(&self) -> Option<u64> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.expires_at.map(|t| t.saturating_sub(now))
     }
 
     /// The one resource a tool that always names one was authorized for (transit
@@ -234,8 +262,8 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        let token_id = match self.authorize(&call, &scope) {
-            Ok(id) => id,
+        let (token_id, expires_at) = match self.authorize(&call, &scope) {
+            Ok(t) => t,
             Err(d) => {
                 let e = CallError::Denied(d);
                 self.refused(&call, scope.label(), &e);
@@ -264,6 +292,7 @@ impl Pipeline {
             subject: self.subject.clone(),
             scope,
             token_id,
+            expires_at,
         });
         let started = Instant::now();
         let result = backend(auth).await;
@@ -330,7 +359,11 @@ impl Pipeline {
     }
 
     /// The token checks, cheapest first. Returns the token's id for the audit log.
-    fn authorize(&self, call: &Call<'_>, scope: &Scope) -> Result<Option<String>, Denial> {
+    fn authorize(
+        &self,
+        call: &Call<'_>,
+        scope: &Scope,
+    ) -> Result<(Option<String>, Option<u64>), Denial> {
         let carried = call.token.clone()?;
         let token = carried
             .as_deref()
@@ -340,13 +373,18 @@ impl Pipeline {
             .revocation
             .current()
             .map_err(Denial::RevocationUnavailable)?;
-        let req = Request {
-            tool: call.tool,
-            resource: scope.request(),
-            subject: Some(&self.subject),
-            now: SystemTime::now(),
-        };
-        let facts = self.verifier.authorize(token, &req, &revoked)?;
+        let now = SystemTime::now();
+        let mut facts = None;
+        for resource in scope.requests() {
+            let req = Request {
+                tool: call.tool,
+                resource,
+                subject: Some(&self.subject),
+                now,
+            };
+            facts = Some(self.verifier.authorize(token, &req, &revoked)?);
+        }
+        let facts = facts.ok_or(Denial::NoToken)?;
         // The bucket belongs to the minted token (its authority block): attenuated
         // copies, which any holder can make offline, share it rather than each
         // bringing a fresh one.
@@ -356,7 +394,7 @@ impl Pipeline {
             .map(String::as_str)
             .unwrap_or("");
         self.limiter.check(root_id).map_err(Denial::RateLimited)?;
-        Ok(facts.revocation_ids.last().cloned())
+        Ok((facts.revocation_ids.last().cloned(), facts.expires_at_unix))
     }
 }
 

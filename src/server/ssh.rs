@@ -22,17 +22,53 @@ pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
     ("ssh.sign", declared::<SignArgs>),
 ];
 
+/// The role, and the user the password is for (an `ssh_principal`).
 impl Scoped for OtpArgs {
     fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
-        Scope::named(ResourceKind::Ssh, "role", a.str("role")?)
+        let role = Scope::named(ResourceKind::Ssh, "role", a.str("role")?)?;
+        let user = a.str("username")?;
+        check_username(user)?;
+        Ok(Scope::All(vec![
+            role,
+            Scope::One(ResourceKind::SshPrincipal, user.to_string()),
+        ]))
     }
 }
 
+/// The role, and every principal the certificate is for. None named (the role's
+/// default user) is the whole `ssh_principal` kind: only tokens that do not restrict
+/// principals admit it.
 impl Scoped for SignArgs {
     fn scope(a: &Args<'_>, _: &Config) -> Result<Scope, CallError> {
-        Scope::named(ResourceKind::Ssh, "role", a.str("role")?)
+        let role = Scope::named(ResourceKind::Ssh, "role", a.str("role")?)?;
+        let listed = match a.0.get("valid_principals") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(v) => {
+                let p: Principals = serde_json::from_value(v.clone()).map_err(|_| {
+                    CallError::invalid("`valid_principals` must be a list of names or a string")
+                })?;
+                principal_list(&p)?
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect()
+            }
+        };
+        let mut parts = vec![role];
+        if listed.is_empty() {
+            parts.push(Scope::Kind(ResourceKind::SshPrincipal));
+        }
+        parts.extend(
+            listed
+                .into_iter()
+                .map(|p| Scope::One(ResourceKind::SshPrincipal, p)),
+        );
+        Ok(Scope::All(parts))
     }
 }
+
+/// When a token expires and nothing says otherwise, Vault signs for the mount's
+/// default lease TTL (768 hours).
+const MOUNT_DEFAULT_TTL_SECS: u64 = 768 * 3600;
 
 const MAX_PUBLIC_KEY_LEN: usize = 16 * 1024;
 const MAX_PRINCIPALS: usize = 256;
@@ -101,6 +137,10 @@ pub struct SignResult {
     /// The OpenSSH certificate; save it as `id_ed25519-cert.pub` next to the key.
     pub signed_key: String,
     pub serial_number: String,
+    /// Present when the certificate's lifetime was cut to end with the token (or at
+    /// the role's maximum): its validity in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_to_seconds: Option<u64>,
 }
 
 fn invalid(msg: &str) -> CallError {
@@ -131,6 +171,10 @@ fn check_public_key(k: &str) -> Result<(), CallError> {
 }
 
 fn principals(p: &Principals) -> Result<String, CallError> {
+    Ok(principal_list(p)?.join(","))
+}
+
+fn principal_list(p: &Principals) -> Result<Vec<&str>, CallError> {
     let list: Vec<&str> = match p {
         Principals::List(v) => v.iter().map(String::as_str).collect(),
         Principals::Csv(s) => s.split(',').map(str::trim).collect(),
@@ -145,7 +189,25 @@ fn principals(p: &Principals) -> Result<String, CallError> {
             "`valid_principals` must be 1-256 non-empty names without commas",
         ));
     }
-    Ok(list.join(","))
+    Ok(list)
+}
+
+/// A TTL in seconds (`ttl` validated it: digits and one unit of s, m or h).
+fn ttl_secs(t: &Ttl) -> Result<u64, CallError> {
+    let s = ttl(t)?;
+    let (digits, unit) = match s.char_indices().last() {
+        Some((i, c @ ('s' | 'm' | 'h'))) => (&s[..i], c),
+        _ => (s.as_str(), 's'),
+    };
+    let n: u64 = digits
+        .trim_end_matches(['s', 'm', 'h'])
+        .parse()
+        .map_err(|_| invalid("`ttl` must be seconds or a duration like \"30m\" or \"1h\""))?;
+    Ok(n.saturating_mul(match unit {
+        'h' => 3600,
+        'm' => 60,
+        _ => 1,
+    }))
 }
 
 fn ttl(t: &Ttl) -> Result<String, CallError> {
@@ -226,7 +288,34 @@ impl McpVault {
     ) -> Result<Json<SignResult>, CallError> {
         check_public_key(&a.public_key)?;
         let principals = a.valid_principals.as_ref().map(principals).transpose()?;
-        let ttl = a.ttl.as_ref().map(ttl).transpose()?;
+        let requested = a.ttl.as_ref().map(ttl_secs).transpose()?;
+        // A certificate must not outlive the token that obtained it. Vault refuses an
+        // explicit ttl above the role's max_ttl and only clamps its default, so the
+        // ttl sent is computed from the role.
+        let (ttl, capped_to_seconds) = match auth.remaining_secs() {
+            None => (requested.map(|s| format!("{s}s")), None),
+            Some(remaining) => {
+                let role = self
+                    .vault()
+                    .ssh_role_ttls(&self.cfg().ssh_mount, auth.named()?)
+                    .await
+                    .map_err(|e| e.at("ssh.sign"))?;
+                let default = if role.ttl > 0 {
+                    role.ttl
+                } else {
+                    MOUNT_DEFAULT_TTL_SECS
+                };
+                let wanted = requested.unwrap_or(default);
+                let mut t = wanted.min(remaining);
+                if role.max_ttl > 0 {
+                    t = t.min(role.max_ttl);
+                }
+                if t == 0 {
+                    return Err(CallError::Denied(crate::error::Denial::Expired));
+                }
+                (Some(format!("{t}s")), (t < wanted).then_some(t))
+            }
+        };
         let cert_type = a.cert_type.map(|t| match t {
             CertTypeArg::User => CertType::User,
             CertTypeArg::Host => CertType::Host,
@@ -246,6 +335,7 @@ impl McpVault {
         Ok(Json(SignResult {
             signed_key: s.signed_key.trim_end().to_string(),
             serial_number: s.serial_number,
+            capped_to_seconds,
         }))
     }
 }
@@ -273,5 +363,9 @@ mod tests {
             Some("30m")
         );
         assert!(ttl(&Ttl::Duration("1y; rm".into())).is_err());
+        assert_eq!(ttl_secs(&Ttl::Duration("72h".into())).ok(), Some(72 * 3600));
+        assert_eq!(ttl_secs(&Ttl::Duration("30m".into())).ok(), Some(1800));
+        assert_eq!(ttl_secs(&Ttl::Seconds(45)).ok(), Some(45));
+        assert_eq!(ttl_secs(&Ttl::Duration("90".into())).ok(), Some(90));
     }
 }

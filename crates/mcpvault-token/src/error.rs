@@ -82,7 +82,7 @@ pub enum TokenError {
     )]
     ToolName(String),
     #[error(
-        "invalid resource {0:?}: expected KIND:PATTERN with KIND one of kv, transit, db, ssh, kms"
+        "invalid resource {0:?}: expected KIND:PATTERN with KIND one of kv, transit, db, ssh, kms, ssh_principal"
     )]
     Resource(String),
     #[error("invalid value: {0}")]

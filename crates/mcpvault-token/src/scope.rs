@@ -18,15 +18,18 @@ pub enum ResourceKind {
     Db,
     Ssh,
     Kms,
+    /// A principal (login name) an SSH certificate or one-time password is for.
+    SshPrincipal,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 5] = [
+    pub const ALL: [ResourceKind; 6] = [
         ResourceKind::Kv,
         ResourceKind::Transit,
         ResourceKind::Db,
         ResourceKind::Ssh,
         ResourceKind::Kms,
+        ResourceKind::SshPrincipal,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,6 +39,7 @@ impl ResourceKind {
             ResourceKind::Db => "db",
             ResourceKind::Ssh => "ssh",
             ResourceKind::Kms => "kms",
+            ResourceKind::SshPrincipal => "ssh_principal",
         }
     }
 }

@@ -133,6 +133,10 @@ pub struct AuthorizedFacts {
     pub max_delegation_depth: u32,
     /// The earliest expiry any block states (RFC 3339), if any.
     pub expires_at: Option<String>,
+    /// The same, in seconds since the epoch: what credentials issued through the
+    /// token are capped to (not printed: `expires_at` says it).
+    #[serde(skip)]
+    pub expires_at_unix: Option<u64>,
     pub resources: Vec<String>,
     pub revocation_ids: Vec<String>,
 }
@@ -559,6 +563,7 @@ fn authorized_facts(
         delegation_depth: (biscuit.block_count().saturating_sub(1)) as u32,
         max_delegation_depth: cap,
         expires_at: expiry.map(rfc3339),
+        expires_at_unix: expiry,
         resources: sorted(
             a.resources
                 .into_iter()

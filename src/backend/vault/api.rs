@@ -445,6 +445,14 @@ impl std::fmt::Debug for SshOtp {
     }
 }
 
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct SshRoleTtls {
+    #[serde(default)]
+    pub ttl: u64,
+    #[serde(default)]
+    pub max_ttl: u64,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct SshSigned {
     pub signed_key: String,
@@ -473,6 +481,30 @@ impl Vault {
             ))
             .await?;
         data(env)
+    }
+
+    /// `GET {mount}/roles/{role}`: the role's default and maximum certificate TTL
+    /// (seconds; 0 = the mount's), read once per role and cached.
+    pub async fn ssh_role_ttls(&self, mount: &str, role: &str) -> Result<SshRoleTtls, VaultError> {
+        let key = format!("{mount}/{role}");
+        let cached = self
+            .ssh_roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied();
+        if let Some(t) = cached {
+            return Ok(t);
+        }
+        let env = self
+            .call::<SshRoleTtls>(Raw::get(format!("{mount}/roles/{role}")))
+            .await?;
+        let t = data(env)?;
+        self.ssh_roles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, t);
+        Ok(t)
     }
 
     /// `POST {mount}/sign/{role}`: signs an SSH public key with the CA.

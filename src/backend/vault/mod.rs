@@ -25,7 +25,9 @@ use serde_json::Value;
 use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
-pub use api::{CertType, DbCreds, Health, KvRead, KvSecret, Lease, SignOpts, SshOtp, SshSigned};
+pub use api::{
+    CertType, DbCreds, Health, KvRead, KvSecret, Lease, SignOpts, SshOtp, SshRoleTtls, SshSigned,
+};
 use session::{Login, SessionCache};
 
 use super::BackendError;
@@ -61,6 +63,8 @@ pub struct Vault {
     settings: Result<Settings, String>,
     client: OnceLock<Result<VaultClient, String>>,
     session: SessionCache,
+    /// SSH role TTLs, read once per role (they bound certificate lifetimes).
+    ssh_roles: std::sync::Mutex<std::collections::HashMap<String, SshRoleTtls>>,
 }
 
 /// Why a Vault request failed. `Display` never includes a request or response body.
@@ -397,6 +401,7 @@ impl Vault {
             settings,
             client: OnceLock::new(),
             session: SessionCache::default(),
+            ssh_roles: Default::default(),
         }
     }
 

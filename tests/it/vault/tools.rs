@@ -590,3 +590,150 @@ fn kv_resources_and_prompts() {
     );
     assert!(g.get("error").is_some(), "{g}");
 }
+
+/// A token for agentA that expires in `secs`.
+fn short_token(secs: u64, resources: &[&str]) -> String {
+    use mcpvault::token::{mint, MintSpec, ResourcePattern};
+    let spec = MintSpec {
+        subject: Some("agentA".into()),
+        ttl: std::time::Duration::from_secs(secs),
+        resources: resources
+            .iter()
+            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
+            .collect(),
+        ..MintSpec::default()
+    };
+    mint(&crate::harness::test_key(), &spec).expect("mint")
+}
+
+/// Seconds between the two times of `ssh-keygen -L`'s "Valid: from A to B" line.
+fn cert_validity_secs(listing: &str) -> i64 {
+    // Days since 1970-01-01 of a civil date (proleptic Gregorian).
+    fn days(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146097 + doe - 719468
+    }
+    fn secs(t: &str) -> i64 {
+        let n: Vec<i64> = t
+            .split(['-', 'T', ':'])
+            .map(|p| p.parse().expect("number"))
+            .collect();
+        days(n[0], n[1], n[2]) * 86400 + n[3] * 3600 + n[4] * 60 + n[5]
+    }
+    let line = listing
+        .lines()
+        .find(|l| l.trim_start().starts_with("Valid: from "))
+        .unwrap_or_else(|| panic!("no validity in {listing}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    secs(words[4]) - secs(words[2])
+}
+
+#[test]
+fn credentials_never_outlive_the_token() {
+    let mut s = Server::start("agentA", &[]);
+    let tok = short_token(60, &[]);
+
+    // An SSH certificate asked for 72 hours ends with the token.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("id");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let public_key = std::fs::read_to_string(dir.path().join("id.pub")).expect("pub");
+    let r = s.call_ok(
+        "ssh.sign",
+        json!({"role": "ca-user", "public_key": public_key, "valid_principals": ["root"], "ttl": "72h"}),
+        &tok,
+    );
+    let capped = r["capped_to_seconds"].as_u64().expect("capped_to_seconds");
+    assert!((1..=60).contains(&capped), "{r}");
+    let cert_path = dir.path().join("id-cert.pub");
+    let cert = r["signed_key"].as_str().expect("signed_key");
+    std::fs::write(&cert_path, format!("{cert}\n")).expect("write");
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-L")
+        .arg("-f")
+        .arg(&cert_path)
+        .output()
+        .expect("ssh-keygen -L");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    // Vault backdates the start by 30 s against clock skew.
+    let validity = cert_validity_secs(&listing);
+    assert!(validity <= 60 + 30 + 5, "valid for {validity} s: {listing}");
+
+    // A long-lived token asking for less gets what it asked, uncapped.
+    let long = token_for("agentA", None, &[]);
+    let r = s.call_ok(
+        "ssh.sign",
+        json!({"role": "ca-user", "public_key": public_key, "ttl": "10m"}),
+        &long,
+    );
+    assert_eq!(r.get("capped_to_seconds"), None, "{r}");
+
+    // A database lease renewed for an hour through a 60 s token: cut to the token.
+    let c = s.call_ok("db.issue_creds", json!({"role": "readonly"}), &tok);
+    let lease = c["lease_id"].as_str().expect("lease_id").to_string();
+    let r = s.call_ok(
+        "db.renew",
+        json!({"lease_id": lease, "increment": 3600}),
+        &tok,
+    );
+    let capped = r["capped_to_seconds"].as_u64().expect("capped_to_seconds");
+    assert!((1..=60).contains(&capped), "{r}");
+    let d = r["lease_duration"].as_u64().expect("lease_duration");
+    assert!(d <= 60, "lease renewed for {d} s: {r}");
+    s.call_ok("db.revoke", json!({"lease_id": lease}), &tok);
+}
+
+#[test]
+fn ssh_principals_are_a_resource() {
+    let mut s = Server::start("agentA", &[]);
+    let tok = token_for("agentA", None, &["ssh_principal:deploy-*"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("id");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let public_key = std::fs::read_to_string(dir.path().join("id.pub")).expect("pub");
+    let sign = |s: &mut Server, principals: Value| {
+        let mut args = json!({"role": "ca-user", "public_key": public_key, "ttl": "5m"});
+        if !principals.is_null() {
+            args["valid_principals"] = principals;
+        }
+        s.call("ssh.sign", args, Some(&tok))
+    };
+    let r = sign(&mut s, json!(["deploy-a", "deploy-b"]));
+    assert_ne!(r["isError"], json!(true), "{r}");
+    // One principal outside the grant refuses the whole certificate.
+    for principals in [json!(["deploy-a", "root"]), json!("deploy-a,root")] {
+        let r = sign(&mut s, principals);
+        assert_eq!(r["isError"], json!(true), "{r}");
+        let t = r["content"][0]["text"].as_str().unwrap_or_default();
+        assert_eq!(t, "denied: resource not granted: ssh_principal:root");
+    }
+    // None named (the role's default user) is refused when principals are restricted.
+    let r = sign(&mut s, Value::Null);
+    let t = r["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        t.starts_with("denied: resource not granted: ssh_principal"),
+        "{t}"
+    );
+    // The OTP username is a principal too.
+    let e = s.call_err(
+        "ssh.otp",
+        json!({"role": "otp-role", "ip": "127.0.0.1", "username": "ubuntu"}),
+        Some(&tok),
+    );
+    assert_eq!(e, "denied: resource not granted: ssh_principal:ubuntu");
+}
