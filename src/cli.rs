@@ -138,6 +138,27 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Print the Vault / OpenBao policy (HCL) that lets a server serve SUBJECT with
+    /// exactly a token's grants (mounts from KV_MOUNT, DEFAULT_PREFIX, TRANSIT_MOUNT,
+    /// DB_MOUNT, SSH_MOUNT as the server reads them)
+    Policy {
+        /// The subject the server serves (its KV namespace)
+        #[arg(long, value_name = "S")]
+        subject: String,
+        /// The token whose grants to allow, or `-` for stdin (else --tools/--resource)
+        #[arg(long, value_name = "T", allow_hyphen_values = true,
+              conflicts_with_all = ["tools", "resources"], requires = "pubkey")]
+        token: Option<String>,
+        /// Root public key hex (comma-separated list): the token's signature is checked
+        #[arg(long, value_name = "HEX")]
+        pubkey: Option<String>,
+        /// Tools to allow (comma-separated; `kv.*` for a family); omit for all tools
+        #[arg(long, value_name = "a,b")]
+        tools: Option<String>,
+        /// Restrict a resource kind, as for `mint`; repeatable
+        #[arg(long = "resource", value_name = "KIND:PATTERN")]
+        resources: Vec<String>,
+    },
     /// Audit log tools
     Audit {
         #[command(subcommand)]

@@ -12,5 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod paths;
+pub mod policy;
 pub mod server;
 pub use mcpvault_token as token;

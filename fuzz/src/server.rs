@@ -310,6 +310,28 @@ pub fn cli_args(data: &[u8]) {
                 }
             }
         }
+        Command::Policy {
+            tools, resources, ..
+        } => {
+            // The policy's inputs parse or are refused; the HCL never panics.
+            let grants = tools.as_deref().map(mcpvault_token::parse_tools);
+            let Ok(patterns) = cli::patterns(&resources) else {
+                return;
+            };
+            if let Some(Ok(grants)) = grants {
+                let catalog = mcpvault::server::tool_catalog();
+                let granted = mcpvault::policy::granted_tools(Some(&grants), &catalog);
+                let m = mcpvault::policy::Mounts {
+                    kv: "secret".into(),
+                    prefix: "mcp".into(),
+                    transit: "transit".into(),
+                    db: "database".into(),
+                    ssh: "ssh".into(),
+                };
+                let h = mcpvault::policy::hcl(SUBJECT, &granted, &patterns, &m);
+                assert!(h.contains("auth/token/lookup-self"));
+            }
+        }
         Command::Keygen { .. }
         | Command::Inspect { .. }
         | Command::Revoke { .. }

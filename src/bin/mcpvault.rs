@@ -171,6 +171,71 @@ fn run(cli: Cli) -> Outcome {
                 .map_err(Failure::Denied)?;
             emit(&json(&facts)?)
         }
+        Command::Policy {
+            subject,
+            token,
+            pubkey,
+            tools,
+            resources,
+        } => {
+            mcpvault::config::validate_subject(&subject).map_err(usage)?;
+            let catalog = mcpvault::server::tool_catalog();
+            let (granted, patterns) = match (token, pubkey) {
+                (Some(token), Some(pubkey)) => {
+                    let token = read_token(&token)?;
+                    let verifier = Verifier::new(
+                        token::parse_public_keys(&pubkey)?,
+                        VerifierConfig::default(),
+                    )?;
+                    // A tool is granted when the token authorizes it for this
+                    // subject now (attenuation blocks included), whatever the resource.
+                    let mut granted = Vec::new();
+                    let mut facts = None;
+                    let mut refusal = None;
+                    for tool in &catalog {
+                        let req = Request {
+                            tool,
+                            resource: None,
+                            subject: Some(&subject),
+                            now: SystemTime::now(),
+                        };
+                        match verifier.authorize(&token, &req, &RevocationSet::empty()) {
+                            Ok(f) => {
+                                granted.push(tool.clone());
+                                facts = Some(f);
+                            }
+                            Err(d) => refusal = Some(d),
+                        }
+                    }
+                    let Some(facts) = facts else {
+                        return Err(Failure::Denied(refusal.unwrap_or(Denial::NoToken)));
+                    };
+                    (granted, cli::patterns(&facts.resources)?)
+                }
+                (Some(_), None) => return Err(usage("--token needs --pubkey")),
+                (None, _) => {
+                    let grants = tools.as_deref().map(token::parse_tools).transpose()?;
+                    (
+                        mcpvault::policy::granted_tools(grants.as_deref(), &catalog),
+                        cli::patterns(&resources)?,
+                    )
+                }
+            };
+            let var = |name: &str, default: &str| {
+                mcpvault::config::var(name)
+                    .unwrap_or_else(|| default.to_string())
+                    .trim_matches('/')
+                    .to_string()
+            };
+            let mounts = mcpvault::policy::Mounts {
+                kv: var("KV_MOUNT", "secret"),
+                prefix: var("DEFAULT_PREFIX", "mcp"),
+                transit: var("TRANSIT_MOUNT", "transit"),
+                db: var("DB_MOUNT", "database"),
+                ssh: var("SSH_MOUNT", "ssh"),
+            };
+            emit(mcpvault::policy::hcl(&subject, &granted, &patterns, &mounts).trim_end())
+        }
         Command::Revoke { token, list, all } => {
             let info = token::inspect(&read_token(&token)?).map_err(unreadable)?;
             let ids: Vec<String> = if all {

@@ -164,6 +164,13 @@ impl McpVault {
     }
 }
 
+/// Every tool name the server has (before `MCPVAULT_TOOLS` / read-only filtering).
+pub fn tool_catalog() -> Vec<String> {
+    let mut v: Vec<String> = scopes().keys().map(|k| k.to_string()).collect();
+    v.sort();
+    v
+}
+
 /// Tool name -> the scope its argument type declares, from every family.
 fn scopes() -> &'static HashMap<&'static str, ScopeFn> {
     static TABLE: OnceLock<HashMap<&'static str, ScopeFn>> = OnceLock::new();

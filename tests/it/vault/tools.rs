@@ -737,3 +737,86 @@ fn ssh_principals_are_a_resource() {
     );
     assert_eq!(e, "denied: resource not granted: ssh_principal:ubuntu");
 }
+
+/// `mcpvault policy` makes Vault a second gate: a server whose Vault token holds only
+/// the generated policy serves its subject, and Vault itself refuses another
+/// subject's namespace and ungranted keys.
+#[test]
+fn the_generated_policy_is_enough_and_vault_refuses_the_rest() {
+    let root = crate::harness::test_key().public_key;
+    let tok = token_for(
+        "agentA",
+        Some("kv.*,transit.encrypt"),
+        &["kv:pol/*", "transit:app-aes"],
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpvault"))
+        .args([
+            "policy",
+            "--subject",
+            "agentA",
+            "--token",
+            &tok,
+            "--pubkey",
+            &root,
+        ])
+        .output()
+        .expect("mcpvault policy");
+    let hcl = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(hcl.contains("secret/data/mcp/agentA/pol/*"), "{hcl}");
+    assert!(!hcl.contains("transit/decrypt"), "{hcl}");
+
+    let name = unique("pol");
+    let (code, v) = bao(
+        "PUT",
+        &format!("sys/policies/acl/{name}"),
+        Some(&json!({"policy": hcl})),
+    );
+    assert!(code == 204 || code == 200, "{code} {v}");
+    let (code, v) = bao(
+        "POST",
+        "auth/token/create",
+        Some(&json!({"policies": [name], "no_default_policy": true, "ttl": "10m"})),
+    );
+    assert_eq!(code, 200, "{v}");
+    let vault_token = v["auth"]["client_token"]
+        .as_str()
+        .expect("client_token")
+        .to_string();
+
+    // Only that Vault identity: no root token, no AppRole.
+    let env = [
+        ("VAULT_TOKEN", vault_token.as_str()),
+        ("VAULT_ROLE_ID", ""),
+        ("VAULT_SECRET_ID", ""),
+    ];
+    let mut a = Server::start("agentA", &env);
+    let path = format!("pol/{}", unique("x"));
+    a.call_ok("kv.write", json!({"path": path, "data": {"k": "v"}}), &tok);
+    let r = a.call_ok("kv.read", json!({"path": path}), &tok);
+    assert_eq!(r["data"], json!({"k": "v"}));
+    a.call_ok("kv.list", json!({"prefix": "pol/"}), &tok);
+    a.call_ok(
+        "transit.encrypt",
+        json!({"key": "app-aes", "plaintext": "aGk="}),
+        &tok,
+    );
+
+    // The same Vault identity serving another subject: Vault refuses, whatever
+    // mcpvault's own checks would say (the capability token here allows it).
+    let tok_b = token_for("agentB", None, &[]);
+    let mut b = Server::start("agentB", &env);
+    let e = b.call_err("kv.read", json!({"path": path}), Some(&tok_b));
+    assert!(e.starts_with("vault: kv.read: HTTP 403"), "{e}");
+    let e = b.call_err(
+        "transit.decrypt",
+        json!({"key": "app-aes", "ciphertext": "vault:v1:AAAA"}),
+        Some(&tok_b),
+    );
+    assert!(e.starts_with("vault: transit.decrypt: HTTP 403"), "{e}");
+}
