@@ -62,6 +62,9 @@ pub struct Config {
     pub token_rate: Option<Limit>,
     pub subject_rate: Option<Limit>,
     pub max_message_bytes: usize,
+    /// `MCPVAULT_VAULT_TOKEN_ROLE`: the Vault token role child tokens are made
+    /// through (orphan, not renewable), default `mcpvault-child`.
+    pub vault_token_role: String,
     /// `MCPVAULT_TOOLS`: register only these tools (`family.*` for a family).
     pub tools: Option<Vec<ToolGrant>>,
     /// `MCPVAULT_READ_ONLY=1`: register only tools that change no state and issue
@@ -269,6 +272,7 @@ impl Config {
             token_rate: r.limit("MCPVAULT_RATE_LIMIT", "1000/5000"),
             subject_rate: r.limit("MCPVAULT_SUBJECT_RATE_LIMIT", "5000/10000"),
             max_message_bytes,
+            vault_token_role: r.mount("MCPVAULT_VAULT_TOKEN_ROLE", "mcpvault-child"),
             tools,
             read_only,
             vault: vault::Settings::from_vars(get),

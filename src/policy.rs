@@ -18,6 +18,8 @@ pub struct Mounts {
     pub transit: String,
     pub db: String,
     pub ssh: String,
+    /// `MCPVAULT_VAULT_TOKEN_ROLE`: the token role child tokens are made through.
+    pub token_role: String,
 }
 
 /// The tools a grant list admits, out of `catalog`.
@@ -88,6 +90,10 @@ pub fn hcl(subject: &str, tools: &[String], resources: &[ResourcePattern], m: &M
                     for g in globs(resources, ResourceKind::Db) {
                         grant(format!("{}/creds/{g}", m.db), &["read"]);
                     }
+                    // Leases are issued through a child token per capability token,
+                    // revoked with it.
+                    grant(format!("auth/token/create/{}", m.token_role), &["update"]);
+                    grant("auth/token/revoke-accessor".into(), &["update"]);
                 }
                 // The lease id names the role; mcpvault checks it against the token
                 // before calling these (Vault's lease endpoints take it in the body).
@@ -142,6 +148,7 @@ mod tests {
             transit: "transit".into(),
             db: "database".into(),
             ssh: "ssh".into(),
+            token_role: "mcpvault-child".into(),
         }
     }
 

@@ -235,6 +235,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";'
   bao_api PUT sys/policies/acl/mcpvault "$(json_obj "policy=$(mcpvault_policy)")" >/dev/null
   bao_api POST auth/approle/role/mcpvault "$(json_obj 'token_policies:=["mcpvault"]' \
     token_ttl=1h token_max_ttl=24h)" >/dev/null
+  # Child tokens bind dynamic credentials to a capability token: orphans (a server
+  # re-login must not revoke them), not renewable (they end with the capability).
+  bao_api POST auth/token/roles/mcpvault-child "$(json_obj 'orphan:=true' 'renewable:=false' \
+    token_type=service)" >/dev/null
   out=$(bao_api GET auth/approle/role/mcpvault/role-id)
   ROLE_ID=$(printf '%s' "$out" | json_get data.role_id)
   out=$(bao_api POST auth/approle/role/mcpvault/secret-id '{}')
@@ -261,6 +265,8 @@ path "sys/leases/renew"      { capabilities = ["update"] }
 path "sys/leases/revoke"     { capabilities = ["update"] }
 path "ssh/sign/*"            { capabilities = ["update"] }
 path "ssh/roles/*"           { capabilities = ["read"] }
+path "auth/token/create/mcpvault-child" { capabilities = ["update"] }
+path "auth/token/revoke-accessor"       { capabilities = ["update"] }
 path "ssh/creds/*"           { capabilities = ["update"] }
 path "auth/token/lookup-self" { capabilities = ["read"] }
 path "auth/token/renew-self"  { capabilities = ["update"] }

@@ -327,6 +327,7 @@ pub fn cli_args(data: &[u8]) {
                     transit: "transit".into(),
                     db: "database".into(),
                     ssh: "ssh".into(),
+                    token_role: "mcpvault-child".into(),
                 };
                 let h = mcpvault::policy::hcl(SUBJECT, &granted, &patterns, &m);
                 assert!(h.contains("auth/token/lookup-self"));

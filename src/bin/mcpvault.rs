@@ -233,6 +233,7 @@ fn run(cli: Cli) -> Outcome {
                 transit: var("TRANSIT_MOUNT", "transit"),
                 db: var("DB_MOUNT", "database"),
                 ssh: var("SSH_MOUNT", "ssh"),
+                token_role: var("MCPVAULT_VAULT_TOKEN_ROLE", "mcpvault-child"),
             };
             emit(mcpvault::policy::hcl(&subject, &granted, &patterns, &mounts).trim_end())
         }

@@ -77,9 +77,13 @@ pub struct IssueResult {
     pub password: String,
     /// Pass to db.renew to extend, db.revoke to drop the database user.
     pub lease_id: String,
-    /// Seconds until the credentials expire.
+    /// Seconds until the credentials expire (no later than the token).
     pub lease_duration: u64,
     pub renewable: bool,
+    /// Present when the lease ends earlier than the role's TTL because the token
+    /// that obtained it does (Vault revokes it with the token's child token).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capped_to_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -132,17 +136,31 @@ impl McpVault {
         // The role comes from `auth` (the authorized scope); the type gives the schema.
         Parameters(_): Parameters<IssueArgs>,
     ) -> Result<Json<IssueResult>, CallError> {
-        let c = self
+        // The lease belongs to a Vault child token made for this capability token:
+        // it ends when the capability does, and dies when it is revoked.
+        let child = self
             .vault()
-            .db_creds(&self.cfg().db_mount, auth.named()?)
+            .child_token(
+                &self.cfg().vault_token_role,
+                &auth.chain,
+                auth.remaining_secs(),
+            )
             .await
             .map_err(|e| e.at("db.issue_creds"))?;
+        let c = self
+            .vault()
+            .db_creds(&self.cfg().db_mount, auth.named()?, Some(&child))
+            .await
+            .map_err(|e| e.at("db.issue_creds"))?;
+        let remaining = auth.remaining_secs();
+        let capped_to_seconds = remaining.filter(|&r| c.lease.lease_duration > r);
         Ok(Json(IssueResult {
             username: c.username,
             password: c.password,
             lease_id: c.lease.lease_id,
-            lease_duration: c.lease.lease_duration,
+            lease_duration: capped_to_seconds.unwrap_or(c.lease.lease_duration),
             renewable: c.lease.renewable,
+            capped_to_seconds,
         }))
     }
 

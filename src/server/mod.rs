@@ -68,6 +68,28 @@ impl McpVault {
         ]
     }
 
+    /// Revokes, about every second, the child tokens (and so the leases) of revoked
+    /// capability tokens: within a few seconds of the revocation list changing.
+    fn watch_revocations(ctx: std::sync::Weak<Ctx>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(ctx) = ctx.upgrade() else { break };
+                // Unreadable list: nothing new to revoke (calls are refused meanwhile).
+                if let Ok(set) = ctx.pipeline.revocations() {
+                    let n = ctx.vault.revoke_children(|id| set.contains(id)).await;
+                    if n > 0 {
+                        tracing::info!(n, "revoked the Vault leases of revoked tokens");
+                    }
+                }
+            }
+        });
+    }
+
     pub fn new(mut cfg: Config) -> Result<Self, String> {
         let pipeline = Pipeline::new(&cfg)?;
         if cfg.audit_key.is_some() {
@@ -100,7 +122,7 @@ impl McpVault {
                 tool_router.disable_route(tool.name.to_string());
             }
         }
-        Ok(McpVault {
+        let server = McpVault {
             ctx: Arc::new(Ctx {
                 cfg,
                 pipeline,
@@ -108,7 +130,9 @@ impl McpVault {
                 kms,
             }),
             tool_router,
-        })
+        };
+        Self::watch_revocations(Arc::downgrade(&server.ctx));
+        Ok(server)
     }
 
     /// At exit: sign what the audit log holds since its last checkpoint.

@@ -166,6 +166,9 @@ pub struct Authorized {
     pub token_id: Option<String>,
     /// When the token expires (seconds since the epoch), if it does.
     pub expires_at: Option<u64>,
+    /// Every block's revocation id, authority first (hex): what binds credentials
+    /// issued through the token to it and its ancestors.
+    pub chain: Vec<String>,
 }
 
 impl Authorized {
@@ -231,6 +234,11 @@ impl Pipeline {
         })
     }
 
+    /// The current revocation list (for revoking what revoked tokens obtained).
+    pub fn revocations(&self) -> Result<Arc<crate::token::RevocationSet>, String> {
+        self.revocation.current()
+    }
+
     /// The audit log, for checkpoints on a timer and at exit.
     pub fn audit(&self) -> Arc<AuditLog> {
         self.audit.clone()
@@ -262,7 +270,7 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        let (token_id, expires_at) = match self.authorize(&call, &scope) {
+        let (chain, expires_at) = match self.authorize(&call, &scope) {
             Ok(t) => t,
             Err(d) => {
                 let e = CallError::Denied(d);
@@ -271,6 +279,7 @@ impl Pipeline {
             }
         };
         let label = scope.label();
+        let token_id = chain.last().cloned();
         let mut entry = Event {
             subject: &self.subject,
             tool: call.tool,
@@ -293,6 +302,7 @@ impl Pipeline {
             scope,
             token_id,
             expires_at,
+            chain,
         });
         let started = Instant::now();
         let result = backend(auth).await;
@@ -363,7 +373,7 @@ impl Pipeline {
         &self,
         call: &Call<'_>,
         scope: &Scope,
-    ) -> Result<(Option<String>, Option<u64>), Denial> {
+    ) -> Result<(Vec<String>, Option<u64>), Denial> {
         let carried = call.token.clone()?;
         let token = carried
             .as_deref()
@@ -394,7 +404,7 @@ impl Pipeline {
             .map(String::as_str)
             .unwrap_or("");
         self.limiter.check(root_id).map_err(Denial::RateLimited)?;
-        Ok((facts.revocation_ids.last().cloned(), facts.expires_at_unix))
+        Ok((facts.revocation_ids, facts.expires_at_unix))
     }
 }
 

@@ -373,10 +373,19 @@ pub struct Lease {
 impl Vault {
     /// `GET {mount}/creds/{role}` with the envelope's lease fields (vaultrs's
     /// `database::role::creds` drops them).
-    pub async fn db_creds(&self, mount: &str, role: &str) -> Result<DbCreds, VaultError> {
-        let mut env = self
-            .call::<UserPass>(Raw::get(format!("{mount}/creds/{role}")))
-            .await?;
+    /// `GET {mount}/creds/{role}`, as `as_token` when given (a child token: the lease
+    /// is then its, and dies with it), else as the server.
+    pub async fn db_creds(
+        &self,
+        mount: &str,
+        role: &str,
+        as_token: Option<&str>,
+    ) -> Result<DbCreds, VaultError> {
+        let req = Raw::get(format!("{mount}/creds/{role}"));
+        let mut env = match as_token {
+            Some(t) => self.send::<UserPass>(t, &req).await?,
+            None => self.call::<UserPass>(req).await?,
+        };
         let lease = Lease {
             lease_id: std::mem::take(&mut env.lease_id),
             lease_duration: env.lease_duration,

@@ -12,6 +12,7 @@
 //! gives one place for error mapping and for the re-login-and-retry-once rule.
 
 mod api;
+mod children;
 mod session;
 
 use std::sync::OnceLock;
@@ -63,6 +64,8 @@ pub struct Vault {
     settings: Result<Settings, String>,
     client: OnceLock<Result<VaultClient, String>>,
     session: SessionCache,
+    /// Child tokens binding credentials to capability tokens (`children.rs`).
+    children: children::Children,
     /// SSH role TTLs, read once per role (they bound certificate lifetimes).
     ssh_roles: std::sync::Mutex<std::collections::HashMap<String, SshRoleTtls>>,
 }
@@ -211,6 +214,8 @@ impl<T> Default for Envelope<T> {
 pub struct AuthInfo {
     #[serde(default)]
     pub client_token: String,
+    #[serde(default)]
+    pub accessor: String,
     #[serde(default)]
     pub lease_duration: u64,
     #[serde(default)]
@@ -402,6 +407,7 @@ impl Vault {
             client: OnceLock::new(),
             session: SessionCache::default(),
             ssh_roles: Default::default(),
+            children: Default::default(),
         }
     }
 

@@ -820,3 +820,69 @@ fn the_generated_policy_is_enough_and_vault_refuses_the_rest() {
     );
     assert!(e.starts_with("vault: transit.decrypt: HTTP 403"), "{e}");
 }
+
+/// Database credentials end with the token that obtained them (Vault caps a lease at
+/// its child token's TTL and revokes it when the token expires): a login that works
+/// stops working once a 15-second token has expired, though the role's TTL is 300 s.
+#[test]
+fn database_credentials_die_with_an_expiring_token() {
+    let mut s = Server::start("agentA", &[]);
+    let tok = short_token(15, &[]);
+    let c = s.call_ok("db.issue_creds", json!({"role": "readonly"}), &tok);
+    let user = c["username"].as_str().expect("username").to_string();
+    let pass = c["password"].as_str().expect("password").to_string();
+    let d = c["lease_duration"].as_u64().expect("lease_duration");
+    assert!(d <= 15, "lease of {d} s through a 15 s token: {c}");
+    assert_eq!(c["capped_to_seconds"].as_u64(), Some(d), "{c}");
+    assert_eq!(psql_login(&user, &pass).as_deref(), Ok(user.as_str()));
+    let gone = crate::harness::poll_until(std::time::Duration::from_secs(60), || {
+        psql_login(&user, &pass).is_err().then_some(())
+    });
+    assert!(gone.is_some(), "credentials outlived their token");
+}
+
+/// Revoking a token revokes, within seconds, the leases obtained through it and its
+/// descendants; credentials of its parent keep working.
+#[test]
+fn revoking_a_token_revokes_its_database_credentials() {
+    use mcpvault::token::{attenuate, AttenuateSpec};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    std::fs::write(&list, "").expect("list");
+    let mut s = Server::start(
+        "agentA",
+        &[("MCPVAULT_REVOCATION_FILE", list.to_str().expect("utf-8"))],
+    );
+    let parent = token_for("agentA", None, &[]);
+    let child = attenuate(&parent, None, &AttenuateSpec::default()).expect("attenuate");
+    let grandchild = attenuate(&child, None, &AttenuateSpec::default()).expect("attenuate");
+    let login = |s: &mut Server, tok: &str| {
+        let c = s.call_ok("db.issue_creds", json!({"role": "readonly"}), tok);
+        let u = c["username"].as_str().expect("username").to_string();
+        let p = c["password"].as_str().expect("password").to_string();
+        assert_eq!(psql_login(&u, &p).as_deref(), Ok(u.as_str()));
+        (u, p)
+    };
+    let (pu, pp) = login(&mut s, &parent);
+    let (cu, cp) = login(&mut s, &child);
+    let (gu, gp) = login(&mut s, &grandchild);
+
+    // Revoke the middle token: it and what derives from it lose their credentials.
+    std::fs::write(
+        &list,
+        format!("{}\n", crate::harness::last_revocation_id(&child)),
+    )
+    .expect("revoke");
+    let started = std::time::Instant::now();
+    let gone = crate::harness::poll_until(std::time::Duration::from_secs(30), || {
+        (psql_login(&cu, &cp).is_err() && psql_login(&gu, &gp).is_err()).then_some(())
+    });
+    assert!(gone.is_some(), "revoked token's credentials still work");
+    eprintln!(
+        "leases revoked {:?} after the revocation",
+        started.elapsed()
+    );
+    assert_eq!(psql_login(&pu, &pp).as_deref(), Ok(pu.as_str()));
+    let e = s.call_err("db.issue_creds", json!({"role": "readonly"}), Some(&child));
+    assert_eq!(e, "denied: revoked");
+}
