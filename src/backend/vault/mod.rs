@@ -342,6 +342,25 @@ impl Settings {
             (None, Some(_), None) | (None, None, Some(_)) => {
                 return Err("AppRole needs both VAULT_ROLE_ID and VAULT_SECRET_ID".into())
             }
+            // Workload identity: a JWT file that Kubernetes or CI rotates, re-read at
+            // every login.
+            (None, None, None)
+                if env_var("VAULT_JWT_FILE").is_some() || env_var("VAULT_JWT_ROLE").is_some() =>
+            {
+                match (env_var("VAULT_JWT_FILE"), env_var("VAULT_JWT_ROLE")) {
+                    (Some(file), Some(role)) => Login::Jwt {
+                        mount: env_var("VAULT_JWT_MOUNT")
+                            .unwrap_or_else(|| "jwt".into())
+                            .trim_matches('/')
+                            .to_string(),
+                        role,
+                        file: file.into(),
+                    },
+                    _ => {
+                        return Err("JWT login needs both VAULT_JWT_FILE and VAULT_JWT_ROLE".into())
+                    }
+                }
+            }
             (None, None, None) => {
                 return Err("set VAULT_TOKEN, or VAULT_ROLE_ID and VAULT_SECRET_ID".into())
             }

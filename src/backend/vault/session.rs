@@ -26,6 +26,11 @@ pub(crate) enum Login {
         role_id: String,
         secret_id: String,
     },
+    Jwt {
+        mount: String,
+        role: String,
+        file: std::path::PathBuf,
+    },
 }
 
 impl Login {
@@ -33,12 +38,39 @@ impl Login {
         match self {
             Login::Token(_) => "token",
             Login::AppRole { .. } => "approle",
+            Login::Jwt { .. } => "jwt",
+        }
+    }
+
+    /// The login request (mount, body) of a method that can log in again; `None`
+    /// for a static token. The JWT file is re-read every time: platforms rotate it.
+    fn login_request(&self) -> Option<Result<(&str, Value), VaultError>> {
+        match self {
+            Login::Token(_) => None,
+            Login::AppRole {
+                mount,
+                role_id,
+                secret_id,
+            } => Some(Ok((
+                mount.as_str(),
+                json!({ "role_id": role_id, "secret_id": secret_id }),
+            ))),
+            Login::Jwt { mount, role, file } => Some(
+                std::fs::read_to_string(file)
+                    .map(|jwt| (mount.as_str(), json!({ "role": role, "jwt": jwt.trim() })))
+                    .map_err(|e| {
+                        VaultError::Login(Box::new(VaultError::Config(format!(
+                            "VAULT_JWT_FILE {}: {e}",
+                            file.display()
+                        ))))
+                    }),
+            ),
         }
     }
 
     /// Whether a dead token can be replaced (AppRole) or not (a static token).
     pub(crate) fn can_relogin(&self) -> bool {
-        matches!(self, Login::AppRole { .. })
+        matches!(self, Login::AppRole { .. } | Login::Jwt { .. })
     }
 }
 
@@ -170,11 +202,7 @@ impl SessionCache {
 async fn refresh(vault: &Vault, login: &Login, cur: Session) -> Result<Session, VaultError> {
     match login {
         Login::Token(token) => refresh_static(vault, token, cur).await,
-        Login::AppRole {
-            mount,
-            role_id,
-            secret_id,
-        } => {
+        Login::AppRole { .. } | Login::Jwt { .. } => {
             let now = Instant::now();
             if !cur.token.is_empty()
                 && cur.renewable
@@ -193,7 +221,10 @@ async fn refresh(vault: &Vault, login: &Login, cur: Session) -> Result<Session, 
                     Err(e) => tracing::warn!("vault token renewal failed ({e}); logging in again"),
                 }
             }
-            let body = json!({ "role_id": role_id, "secret_id": secret_id });
+            let (mount, body) = match login.login_request() {
+                Some(r) => r?,
+                None => return Err(VaultError::Config("no login method".into())),
+            };
             let env = vault
                 .send::<Value>("", &Raw::post(format!("auth/{mount}/login"), body))
                 .await
@@ -203,12 +234,13 @@ async fn refresh(vault: &Vault, login: &Login, cur: Session) -> Result<Session, 
                     "login response has no auth block".into(),
                 )))
             })?;
-            header_safe("the token from the AppRole login", &auth.client_token)
+            header_safe("the token from the login", &auth.client_token)
                 .map_err(|e| VaultError::Login(Box::new(VaultError::Decode(e))))?;
             tracing::info!(
                 ttl_secs = auth.lease_duration,
                 renewable = auth.renewable,
-                "vault approle login ok"
+                login = login.kind(),
+                "vault login ok"
             );
             Ok(Session::new(
                 auth.client_token,

@@ -353,3 +353,111 @@ fn sys_health_from_openbao() {
     assert!(h.initialized && !h.sealed && !h.standby, "{h:?}");
     assert!(!h.version.is_empty());
 }
+
+/// A compact JWT signed with Ed25519 (`EdDSA`), as a workload identity provider
+/// would issue it.
+fn signed_jwt(key: &ed25519_dalek::SigningKey, sub: &str, aud: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64U;
+    use base64::Engine;
+    use ed25519_dalek::Signer;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let header = B64U.encode(json!({"alg": "EdDSA", "typ": "JWT"}).to_string());
+    let claims = B64U.encode(
+        json!({"sub": sub, "aud": aud, "iat": now, "nbf": now - 5, "exp": now + 300}).to_string(),
+    );
+    let input = format!("{header}.{claims}");
+    let sig = B64U.encode(key.sign(input.as_bytes()).to_bytes());
+    format!("{input}.{sig}")
+}
+
+/// An Ed25519 public key as PEM (SubjectPublicKeyInfo).
+fn public_pem(key: &ed25519_dalek::SigningKey) -> String {
+    use base64::Engine;
+    let mut der = hex::decode("302a300506032b6570032100").expect("hex");
+    der.extend_from_slice(key.verifying_key().as_bytes());
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(der)
+    )
+}
+
+/// Workload identity: the server logs in with a JWT file (re-read at each login);
+/// a JWT signed by another key is refused by Vault.
+#[test]
+fn jwt_login_with_a_workload_identity_file() {
+    let mount = unique("jwt");
+    let (code, v) = bao(
+        "POST",
+        &format!("sys/auth/{mount}"),
+        Some(&json!({"type": "jwt"})),
+    );
+    assert!(code == 204 || code == 200, "{code} {v}");
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    let (code, v) = bao(
+        "POST",
+        &format!("auth/{mount}/config"),
+        Some(&json!({"jwt_validation_pubkeys": [public_pem(&key)]})),
+    );
+    assert!(code == 204 || code == 200, "{code} {v}");
+    let (code, v) = bao(
+        "POST",
+        &format!("auth/{mount}/role/agent"),
+        Some(&json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["mcpvault"],
+            "token_policies": ["mcpvault"],
+            "token_ttl": "10m"
+        })),
+    );
+    assert!(code == 204 || code == 200, "{code} {v}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.jwt");
+    std::fs::write(&good, signed_jwt(&key, "agentA", "mcpvault")).expect("jwt");
+    let other = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let bad = dir.path().join("bad.jwt");
+    std::fs::write(&bad, signed_jwt(&other, "agentA", "mcpvault")).expect("jwt");
+
+    let tok = token_for("agentA", None, &[]);
+    let env = |file: &std::path::Path| -> Vec<(String, String)> {
+        vec![
+            ("VAULT_TOKEN".into(), String::new()),
+            ("VAULT_ROLE_ID".into(), String::new()),
+            ("VAULT_SECRET_ID".into(), String::new()),
+            (
+                "VAULT_JWT_FILE".into(),
+                file.to_str().expect("utf-8").into(),
+            ),
+            ("VAULT_JWT_ROLE".into(), "agent".into()),
+            ("VAULT_JWT_MOUNT".into(), mount.clone()),
+        ]
+    };
+    let pairs = env(&good);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut s = Server::start("agentA", &refs);
+    let path = unique("jwt/x");
+    s.call_ok("kv.write", json!({"path": path, "data": {"k": "v"}}), &tok);
+    let r = s.call_ok("kv.read", json!({"path": path}), &tok);
+    assert_eq!(r["data"], json!({"k": "v"}));
+    let log = s.stderr();
+    assert!(
+        !log.contains(&std::fs::read_to_string(&good).expect("jwt")),
+        "JWT in the log"
+    );
+
+    let pairs = env(&bad);
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut s = Server::start("agentA", &refs);
+    let e = s.call_err("kv.read", json!({"path": path}), Some(&tok));
+    assert!(e.starts_with("vault: kv.read: login failed"), "{e}");
+}
