@@ -94,6 +94,15 @@ pub fn hcl(subject: &str, tools: &[String], resources: &[ResourcePattern], m: &M
                     // revoked with it.
                     grant(format!("auth/token/create/{}", m.token_role), &["update"]);
                     grant("auth/token/revoke-accessor".into(), &["update"]);
+                    // Where restarted servers and replicas find the mapping.
+                    grant(
+                        format!("{}/data/mcpvault/children/*", m.kv),
+                        &["create", "update", "read"],
+                    );
+                    grant(
+                        format!("{}/metadata/mcpvault/children/*", m.kv),
+                        &["list", "read", "delete"],
+                    );
                 }
                 // The lease id names the role; mcpvault checks it against the token
                 // before calling these (Vault's lease endpoints take it in the body).

@@ -142,6 +142,7 @@ impl McpVault {
             .vault()
             .child_token(
                 &self.cfg().vault_token_role,
+                &self.cfg().kv_mount,
                 &auth.chain,
                 auth.remaining_secs(),
             )

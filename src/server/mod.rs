@@ -76,12 +76,24 @@ impl McpVault {
         };
         rt.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut seen_generation = None;
             loop {
                 tick.tick().await;
                 let Some(ctx) = ctx.upgrade() else { break };
+                let kv = &ctx.cfg.kv_mount;
                 // Unreadable list: nothing new to revoke (calls are refused meanwhile).
                 if let Ok(set) = ctx.pipeline.revocations() {
-                    let n = ctx.vault.revoke_children(|id| set.contains(id)).await;
+                    // A list that changed (or the first one seen, after a restart) may
+                    // name tokens whose children another replica, or this server
+                    // before a restart, recorded: learn them first. An empty list
+                    // costs Vault nothing.
+                    if !set.is_empty() && seen_generation != Some(set.generation()) {
+                        match ctx.vault.load_children(kv).await {
+                            Ok(()) => seen_generation = Some(set.generation()),
+                            Err(e) => tracing::debug!("child token records not readable: {e}"),
+                        }
+                    }
+                    let n = ctx.vault.revoke_children(kv, |id| set.contains(id)).await;
                     if n > 0 {
                         tracing::info!(n, "revoked the Vault leases of revoked tokens");
                     }

@@ -886,3 +886,36 @@ fn revoking_a_token_revokes_its_database_credentials() {
     let e = s.call_err("db.issue_creds", json!({"role": "readonly"}), Some(&child));
     assert_eq!(e, "denied: revoked");
 }
+
+/// The capability -> child token mapping outlives the server: a token revoked after
+/// a restart still loses the credentials it obtained before.
+#[test]
+fn revocation_after_a_restart_still_revokes_earlier_credentials() {
+    use mcpvault::token::{attenuate, AttenuateSpec};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("revoked.txt");
+    std::fs::write(&list, "").expect("list");
+    let env = [("MCPVAULT_REVOCATION_FILE", list.to_str().expect("utf-8"))];
+    let parent = token_for("agentA", None, &[]);
+    let tok = attenuate(&parent, None, &AttenuateSpec::default()).expect("attenuate");
+    let mut first = Server::start("agentA", &env);
+    let c = first.call_ok("db.issue_creds", json!({"role": "readonly"}), &tok);
+    let user = c["username"].as_str().expect("username").to_string();
+    let pass = c["password"].as_str().expect("password").to_string();
+    assert_eq!(first.close(), Some(0));
+    assert_eq!(psql_login(&user, &pass).as_deref(), Ok(user.as_str()));
+
+    let _second = Server::start("agentA", &env);
+    std::fs::write(
+        &list,
+        format!("{}\n", crate::harness::last_revocation_id(&tok)),
+    )
+    .expect("revoke");
+    let gone = crate::harness::poll_until(std::time::Duration::from_secs(30), || {
+        psql_login(&user, &pass).is_err().then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "credentials survived the revocation after a restart"
+    );
+}
