@@ -22,6 +22,20 @@ pub struct Mounts {
     pub token_role: String,
 }
 
+impl Default for Mounts {
+    /// The server's defaults.
+    fn default() -> Self {
+        Mounts {
+            kv: "secret".into(),
+            prefix: "mcp".into(),
+            transit: "transit".into(),
+            db: "database".into(),
+            ssh: "ssh".into(),
+            token_role: "mcpvault-child".into(),
+        }
+    }
+}
+
 /// The tools a grant list admits, out of `catalog`.
 pub fn granted_tools(grants: Option<&[ToolGrant]>, catalog: &[String]) -> Vec<String> {
     catalog
@@ -151,14 +165,7 @@ mod tests {
     use super::*;
 
     fn mounts() -> Mounts {
-        Mounts {
-            kv: "secret".into(),
-            prefix: "mcp".into(),
-            transit: "transit".into(),
-            db: "database".into(),
-            ssh: "ssh".into(),
-            token_role: "mcpvault-child".into(),
-        }
+        Mounts::default()
     }
 
     #[test]

@@ -11,7 +11,9 @@
 #   (b) kv.read p50/p90/p99 over 2000 calls vs raw HTTP KV v2 GET (keep-alive)
 #   (c) 16 concurrent clients through ONE server vs 16 raw HTTP clients
 #   (d) peak RSS (VmHWM) after 10,000 calls
-# and tools/bench_sdk.py: (f) the official MCP Python SDK, measured as
+# tools/bench_leases.py: (g) db.issue_creds through a new token (child token
+# created) vs a known one (cached), alternated; and
+# tools/bench_sdk.py: (f) the official MCP Python SDK, measured as
 # ../shared/peers.md measured the peers. Token verification alone is
 # `cargo bench -p mcpvault-token --bench verify` (criterion; not run here).
 #
@@ -121,6 +123,14 @@ timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_sdk.py" ||
     tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
     die "bench_sdk.py failed"
   }
+echo
+# (g) what binding leases to capability tokens costs (child token per new token).
+DB_TOKEN=$("$CLI" mint --key "$KEY" --subject agentA --tools 'db.*' --ttl 3600)
+LEASE_TOKENS=$(for _ in $(seq 1 21); do
+  printf '%s' "$DB_TOKEN" | "$CLI" attenuate --token - --pubkey "$PUB" --ttl 3000
+done | "$PY" -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')
+BENCH_LEASE_TOKENS=$LEASE_TOKENS timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" \
+  "$PY" "$SCRIPT_DIR/bench_leases.py" || die "bench_leases.py failed"
 cat <<'EOF'
       peers (../shared/peers.md, same method): openbao-mcp 4372 ms / 53.0 ms / 156 MiB,
       claude-vault-mcp 990 ms / 4.66 ms / 78 MiB, Python echo server 38 ms / 0.29 ms / 13 MiB,

@@ -321,14 +321,7 @@ pub fn cli_args(data: &[u8]) {
             if let Some(Ok(grants)) = grants {
                 let catalog = mcpvault::server::tool_catalog();
                 let granted = mcpvault::policy::granted_tools(Some(&grants), &catalog);
-                let m = mcpvault::policy::Mounts {
-                    kv: "secret".into(),
-                    prefix: "mcp".into(),
-                    transit: "transit".into(),
-                    db: "database".into(),
-                    ssh: "ssh".into(),
-                    token_role: "mcpvault-child".into(),
-                };
+                let m = mcpvault::policy::Mounts::default();
                 let h = mcpvault::policy::hcl(SUBJECT, &granted, &patterns, &m);
                 assert!(h.contains("auth/token/lookup-self"));
             }

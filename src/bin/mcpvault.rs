@@ -221,6 +221,8 @@ fn run(cli: Cli) -> Outcome {
                     )
                 }
             };
+            // The same variables, and defaults, as the server's.
+            let d = mcpvault::policy::Mounts::default();
             let var = |name: &str, default: &str| {
                 mcpvault::config::var(name)
                     .unwrap_or_else(|| default.to_string())
@@ -228,12 +230,12 @@ fn run(cli: Cli) -> Outcome {
                     .to_string()
             };
             let mounts = mcpvault::policy::Mounts {
-                kv: var("KV_MOUNT", "secret"),
-                prefix: var("DEFAULT_PREFIX", "mcp"),
-                transit: var("TRANSIT_MOUNT", "transit"),
-                db: var("DB_MOUNT", "database"),
-                ssh: var("SSH_MOUNT", "ssh"),
-                token_role: var("MCPVAULT_VAULT_TOKEN_ROLE", "mcpvault-child"),
+                kv: var("KV_MOUNT", &d.kv),
+                prefix: var("DEFAULT_PREFIX", &d.prefix),
+                transit: var("TRANSIT_MOUNT", &d.transit),
+                db: var("DB_MOUNT", &d.db),
+                ssh: var("SSH_MOUNT", &d.ssh),
+                token_role: var("MCPVAULT_VAULT_TOKEN_ROLE", &d.token_role),
             };
             emit(mcpvault::policy::hcl(&subject, &granted, &patterns, &mounts).trim_end())
         }

@@ -591,6 +591,17 @@ fn kv_resources_and_prompts() {
     assert!(g.get("error").is_some(), "{g}");
 }
 
+/// A fresh ed25519 key pair in `dir` (`id`, `id.pub`); returns the public key line.
+fn ssh_public_key(dir: &std::path::Path) -> String {
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(dir.join("id"))
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    std::fs::read_to_string(dir.join("id.pub")).expect("pub")
+}
+
 /// A token for agentA that expires in `secs`.
 fn short_token(secs: u64, resources: &[&str]) -> String {
     use mcpvault::token::{mint, MintSpec, ResourcePattern};
@@ -640,14 +651,7 @@ fn credentials_never_outlive_the_token() {
 
     // An SSH certificate asked for 72 hours ends with the token.
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("id");
-    let st = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
-    let public_key = std::fs::read_to_string(dir.path().join("id.pub")).expect("pub");
+    let public_key = ssh_public_key(dir.path());
     let r = s.call_ok(
         "ssh.sign",
         json!({"role": "ca-user", "public_key": public_key, "valid_principals": ["root"], "ttl": "72h"}),
@@ -698,14 +702,7 @@ fn ssh_principals_are_a_resource() {
     let mut s = Server::start("agentA", &[]);
     let tok = token_for("agentA", None, &["ssh_principal:deploy-*"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let key = dir.path().join("id");
-    let st = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
-    let public_key = std::fs::read_to_string(dir.path().join("id.pub")).expect("pub");
+    let public_key = ssh_public_key(dir.path());
     let sign = |s: &mut Server, principals: Value| {
         let mut args = json!({"role": "ca-user", "public_key": public_key, "ttl": "5m"});
         if !principals.is_null() {

@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""What binding a lease to its capability token costs: db.issue_creds through a token
+seen for the first time (the server creates a Vault child token for it) against the
+same call through a token already seen (its child token is cached), alternated call
+by call on one server so host drift hits both alike.
+
+Run by tools/bench.sh. Inputs from the environment:
+
+  BENCH_SERVER_BIN    mcpvault-stdio
+  BENCH_SERVER_ENV    JSON: the server's full environment
+  BENCH_LEASE_TOKENS  JSON list of distinct tokens (each granting db.*), one per
+                      first-sight call; the first one is also the repeated token
+Every lease is revoked again right after (not timed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+
+SERVER = os.environ["BENCH_SERVER_BIN"]
+SERVER_ENV = json.loads(os.environ["BENCH_SERVER_ENV"])
+TOKENS = json.loads(os.environ["BENCH_LEASE_TOKENS"])
+
+
+def main() -> None:
+    p = subprocess.Popen([SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, env=SERVER_ENV)
+    assert p.stdin and p.stdout
+    ids = iter(range(1, 10**9))
+
+    def request(method: str, params: dict) -> dict:
+        i = next(ids)
+        p.stdin.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": method,
+                                   "params": params}) + "\n").encode())
+        p.stdin.flush()
+        while True:
+            msg = json.loads(p.stdout.readline())
+            if msg.get("id") == i:
+                return msg
+
+    def call(tool: str, args: dict, token: str) -> dict:
+        r = request("tools/call", {"name": tool, "arguments": args, "_meta": {"token": token}})
+        res = r.get("result", {})
+        if res.get("isError") or "error" in r:
+            raise SystemExit(f"{tool} failed: {json.dumps(r)[:300]}")
+        return res["structuredContent"]
+
+    def timed_issue(token: str) -> float:
+        t0 = time.perf_counter()
+        c = call("db.issue_creds", {"role": "readonly"}, token)
+        dt = time.perf_counter() - t0
+        call("db.revoke", {"lease_id": c["lease_id"]}, token)
+        return dt * 1000
+
+    request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                           "clientInfo": {"name": "bench-leases", "version": "1"}})
+    p.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+    p.stdin.flush()
+    repeated = TOKENS[0]
+    timed_issue(repeated)  # warm-up: creates the repeated token's child
+    first, cached = [], []
+    for fresh in TOKENS[1:]:
+        first.append(timed_issue(fresh))
+        cached.append(timed_issue(repeated))
+    p.stdin.close()
+    p.wait(timeout=30)
+    m_first, m_cached = statistics.median(first), statistics.median(cached)
+    print(f"(g) db.issue_creds, {len(first)} alternated pairs, median ms:")
+    print(f"      token seen before (child token cached) {m_cached:8.2f}   <- floor")
+    print(f"      token seen for the first time          {m_first:8.2f}   "
+          f"(+{m_first - m_cached:.2f} ms: child token creation + its KV record)")
+
+
+if __name__ == "__main__":
+    main()
