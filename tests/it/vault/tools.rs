@@ -743,8 +743,8 @@ fn the_generated_policy_is_enough_and_vault_refuses_the_rest() {
     let root = crate::harness::test_key().public_key;
     let tok = token_for(
         "agentA",
-        Some("kv.*,transit.encrypt"),
-        &["kv:pol/*", "transit:app-aes"],
+        Some("kv.*,transit.encrypt,db.*,ssh.sign"),
+        &["kv:pol/*", "transit:app-aes", "db:readonly", "ssh:ca-user"],
     );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpvault"))
         .args([
@@ -801,6 +801,26 @@ fn the_generated_policy_is_enough_and_vault_refuses_the_rest() {
     a.call_ok(
         "transit.encrypt",
         json!({"key": "app-aes", "plaintext": "aGk="}),
+        &tok,
+    );
+    // Database credentials, through a child token the policy lets it create.
+    let c = a.call_ok("db.issue_creds", json!({"role": "readonly"}), &tok);
+    let lease = c["lease_id"].as_str().expect("lease_id").to_string();
+    let user = c["username"].as_str().expect("username").to_string();
+    let pass = c["password"].as_str().expect("password").to_string();
+    assert_eq!(psql_login(&user, &pass).as_deref(), Ok(user.as_str()));
+    a.call_ok(
+        "db.renew",
+        json!({"lease_id": lease, "increment": 60}),
+        &tok,
+    );
+    a.call_ok("db.revoke", json!({"lease_id": lease}), &tok);
+    // An SSH certificate (the role's TTLs are readable to it).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let public_key = ssh_public_key(dir.path());
+    a.call_ok(
+        "ssh.sign",
+        json!({"role": "ca-user", "public_key": public_key, "valid_principals": ["ubuntu"]}),
         &tok,
     );
 
