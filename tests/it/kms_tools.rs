@@ -557,3 +557,36 @@ fn kms_tools_advertise_schemas_and_annotations() {
         json!(1024)
     );
 }
+
+/// `kms.decrypt` without `key_id` and without a default key touches the whole `kms`
+/// kind: a token that does not restrict KMS keys may (KMS finds the key from the
+/// ciphertext and the result names it), one restricted to keys may not, and nothing
+/// is sent for it.
+#[test]
+fn decrypt_without_a_key_needs_a_token_that_does_not_restrict_keys() {
+    let mut s = Server::start(SUBJECT, &[]);
+    let open = kms_token();
+    let enc = s.call_ok(
+        "kms.encrypt",
+        json!({"plaintext": b64(b"keyless"), "key_id": "alias/app"}),
+        &open,
+    );
+    let dec = s.call_ok(
+        "kms.decrypt",
+        json!({"ciphertext": enc["ciphertext"]}),
+        &open,
+    );
+    assert_eq!(unb64(&dec["plaintext"]), b"keyless".to_vec());
+    assert_eq!(dec["key_id"], enc["key_id"], "{dec}");
+
+    let narrow = token_for(SUBJECT, Some("kms.*"), &["kms:alias/app"]);
+    let err = s.call_err(
+        "kms.decrypt",
+        json!({"ciphertext": enc["ciphertext"]}),
+        Some(&narrow),
+    );
+    assert!(
+        err.starts_with("denied: resource not granted: kms (none named"),
+        "{err}"
+    );
+}
