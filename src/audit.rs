@@ -220,6 +220,14 @@ impl AuditLog {
     /// Writes one entry and, for a regular file, makes it durable before returning.
     /// `Err` means the entry may not be on disk: callers refuse the call.
     pub fn record(&self, event: &Event<'_>) -> std::io::Result<()> {
+        self.record_as(event, true)
+    }
+
+    /// Writes one entry; `durable` waits for the disk (fsync, or the shared one in
+    /// `batch` mode). An intent must be durable before its backend request; an
+    /// outcome or a refusal is written at once and reaches the disk with the next
+    /// durable entry or checkpoint (a crash can lose it, never an intent).
+    pub fn record_as(&self, event: &Event<'_>, durable: bool) -> std::io::Result<()> {
         let Ok(Value::Object(body)) = serde_json::to_value(event) else {
             return Err(std::io::Error::other("audit entry did not serialize"));
         };
@@ -230,6 +238,9 @@ impl AuditLog {
                 || chain.checkpointed.elapsed() >= CHECKPOINT_INTERVAL);
         if due {
             self.checkpoint_locked(&mut chain)?;
+        }
+        if !durable {
+            return Ok(());
         }
         match (&chain.sink, self.sync) {
             (Sink::File(f, true), SyncMode::Always) => f.sync_data(),

@@ -293,7 +293,7 @@ impl Pipeline {
             request_id: call.request_id,
         };
         // Write-ahead: no backend request before the intent is on disk.
-        if let Err(e) = self.write(&entry) {
+        if let Err(e) = self.write(&entry, true) {
             tracing::error!("audit log unavailable, refusing the call: {e}");
             return Err(CallError::Denied(Denial::AuditUnavailable));
         }
@@ -310,7 +310,7 @@ impl Pipeline {
         entry.phase = Some("outcome");
         entry.outcome = Some(if succeeded(&result) { "ok" } else { "error" });
         entry.backend_ms = Some((ms * 1000.0).round() / 1000.0);
-        if let Err(e) = self.write(&entry) {
+        if let Err(e) = self.write(&entry, false) {
             // The call happened; its intent is on record. Say so loudly.
             tracing::error!("audit log unavailable, outcome not recorded: {e}");
         }
@@ -321,18 +321,21 @@ impl Pipeline {
         if let CallError::Denied(d) = e {
             tracing::info!(tool = %call.tool, code = d.code(), "call denied");
         }
-        let written = self.write(&Event {
-            subject: &self.subject,
-            tool: call.tool,
-            resource,
-            decision: e.decision(),
-            reason: Some(e.reason()),
-            token_id: None,
-            phase: None,
-            outcome: None,
-            backend_ms: None,
-            request_id: call.request_id.clone(),
-        });
+        let written = self.write(
+            &Event {
+                subject: &self.subject,
+                tool: call.tool,
+                resource,
+                decision: e.decision(),
+                reason: Some(e.reason()),
+                token_id: None,
+                phase: None,
+                outcome: None,
+                backend_ms: None,
+                request_id: call.request_id.clone(),
+            },
+            false,
+        );
         if let Err(e) = written {
             tracing::error!("audit log unavailable, refusal not recorded: {e}");
         }
@@ -341,13 +344,17 @@ impl Pipeline {
     /// An audit write to a file waits on fsync: tell the runtime, so other calls keep
     /// going. (Not for stderr: `block_in_place` hands the worker to a new thread, too
     /// dear for a write that does not block.)
-    fn write(&self, e: &Event<'_>) -> std::io::Result<()> {
+    fn write(&self, e: &Event<'_>, durable: bool) -> std::io::Result<()> {
         use tokio::runtime::{Handle, RuntimeFlavor};
         match Handle::try_current() {
-            Ok(h) if self.audit_syncs && h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.audit.record(e))
+            Ok(h)
+                if durable
+                    && self.audit_syncs
+                    && h.runtime_flavor() == RuntimeFlavor::MultiThread =>
+            {
+                tokio::task::block_in_place(|| self.audit.record_as(e, true))
             }
-            _ => self.audit.record(e),
+            _ => self.audit.record_as(e, durable),
         }
     }
 
