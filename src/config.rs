@@ -277,6 +277,15 @@ impl Config {
             read_only,
             vault: vault::Settings::from_vars(get),
         };
+        // The server keeps its child token records under `{KV_MOUNT}/mcpvault/`:
+        // no subject's namespace may contain them.
+        if cfg.default_prefix == "mcpvault" || cfg.default_prefix.starts_with("mcpvault/") {
+            r.problems.push(format!(
+                "DEFAULT_PREFIX {:?} would put subjects' namespaces over the server's own \
+                 records in {}/mcpvault/",
+                cfg.default_prefix, cfg.kv_mount
+            ));
+        }
         if r.problems.is_empty() {
             Ok(cfg)
         } else {
@@ -340,6 +349,12 @@ mod tests {
             assert!(all.contains(want), "{want} missing from:\n{all}");
         }
         assert_eq!(e.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn the_servers_own_records_are_outside_every_namespace() {
+        let e = from(&[("SUBJECT", "children"), ("DEFAULT_PREFIX", "mcpvault")]).unwrap_err();
+        assert!(e.iter().any(|p| p.starts_with("DEFAULT_PREFIX")), "{e:?}");
     }
 
     #[test]
