@@ -840,7 +840,7 @@ fn the_generated_policy_is_enough_and_vault_refuses_the_rest() {
 
 /// Database credentials end with the token that obtained them (Vault caps a lease at
 /// its child token's TTL and revokes it when the token expires): a login that works
-/// stops working once a 15-second token has expired, though the role's TTL is 300 s.
+/// stops working once a 15-second token has expired, though the role's TTL is 1 h.
 #[test]
 fn database_credentials_die_with_an_expiring_token() {
     let mut s = Server::start("agentA", &[]);
