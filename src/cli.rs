@@ -70,10 +70,14 @@ pub enum Command {
         /// How many attenuation blocks may be appended
         #[arg(long, value_name = "N", default_value_t = 3)]
         max_delegation_depth: u32,
-        /// Restrict a resource kind (kv, transit, db, ssh, kms, ssh_principal); `PATTERN*` is a prefix;
+        /// Restrict a resource kind (kv, transit, db, ssh, kms, ssh_principal, http); `PATTERN*` is a prefix;
         /// repeatable
         #[arg(long = "resource", value_name = "KIND:PATTERN")]
         resources: Vec<String>,
+        /// Let the token see secret values read from these resources in clear
+        /// (otherwise they come back as handles); repeatable. None by default
+        #[arg(long = "reveal", value_name = "KIND:PATTERN")]
+        reveal: Vec<String>,
     },
     /// Append a narrowing block (no private key needed)
     Attenuate {
@@ -96,6 +100,10 @@ pub enum Command {
         /// How many further attenuation blocks may follow this one
         #[arg(long, value_name = "N")]
         max_delegation_depth: Option<u32>,
+        /// Reveal only values from these resources (within what the token already
+        /// reveals; it never adds); `--reveal none` drops reveal; repeatable
+        #[arg(long = "reveal", value_name = "KIND:PATTERN")]
+        reveal: Vec<String>,
     },
     /// Print a token's blocks as JSON (no signature check: never use it to decide)
     Inspect {
@@ -226,6 +234,7 @@ pub fn mint_spec(
     subject: Option<String>,
     max_delegation_depth: u32,
     resources: &[String],
+    reveal: &[String],
 ) -> Result<MintSpec, TokenError> {
     Ok(MintSpec {
         tools: tools.map(token::parse_tools).transpose()?,
@@ -234,6 +243,7 @@ pub fn mint_spec(
         subject: non_empty(subject),
         max_delegation_depth,
         resources: patterns(resources)?,
+        reveal: patterns(reveal)?,
     })
 }
 
@@ -243,12 +253,20 @@ pub fn attenuate_spec(
     ttl: Option<u64>,
     resources: &[String],
     max_delegation_depth: Option<u32>,
+    reveal: &[String],
 ) -> Result<AttenuateSpec, TokenError> {
+    // Absent: reveal as before. `none`: drop it. Otherwise: narrow to the list.
+    let reveal = match reveal {
+        [] => None,
+        [none] if none == "none" => Some(Vec::new()),
+        list => Some(patterns(list)?),
+    };
     Ok(AttenuateSpec {
         tools: tools.map(token::parse_tools).transpose()?,
         ttl: ttl.map(Duration::from_secs),
         resources: patterns(resources)?,
         max_delegation_depth,
+        reveal,
     })
 }
 

@@ -152,6 +152,10 @@ fn check_resource(tool: &str, kind: ResourceKind, value: &str) {
                 !value.is_empty() && value.len() <= 2048 && !value.chars().any(char::is_control),
                 "{tool}: {value:?}"
             ),
+            ResourceKind::Http => assert!(
+                !value.is_empty() && !value.chars().any(char::is_control),
+                "{tool}: {value:?}"
+            ),
             ResourceKind::SshPrincipal => assert!(
                 !value.is_empty()
                     && value.len() <= 256
@@ -265,6 +269,7 @@ pub fn cli_args(data: &[u8]) {
             subject,
             max_delegation_depth,
             resources,
+            reveal,
             ..
         } => {
             let Ok(spec) = cli::mint_spec(
@@ -274,6 +279,7 @@ pub fn cli_args(data: &[u8]) {
                 subject,
                 max_delegation_depth,
                 &resources,
+                &reveal,
             ) else {
                 return;
             };
@@ -288,11 +294,16 @@ pub fn cli_args(data: &[u8]) {
             ttl,
             resources,
             max_delegation_depth,
+            reveal,
             ..
         } => {
-            let Ok(spec) =
-                cli::attenuate_spec(tools.as_deref(), ttl, &resources, max_delegation_depth)
-            else {
+            let Ok(spec) = cli::attenuate_spec(
+                tools.as_deref(),
+                ttl,
+                &resources,
+                max_delegation_depth,
+                &reveal,
+            ) else {
                 return;
             };
             if let Ok(t) = attenuate(&f.bases[1], None, &spec) {

@@ -287,6 +287,7 @@ fn tool_for(kind: ResourceKind) -> &'static str {
         ResourceKind::Ssh => "ssh.sign",
         ResourceKind::Kms => "kms.encrypt",
         ResourceKind::SshPrincipal => "ssh.sign",
+        ResourceKind::Http => "http.request",
     }
 }
 

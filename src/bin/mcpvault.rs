@@ -91,6 +91,7 @@ fn run(cli: Cli) -> Outcome {
             subject,
             max_delegation_depth,
             resources,
+            reveal,
         } => {
             let key = read_key(&key)?;
             let spec = cli::mint_spec(
@@ -100,6 +101,7 @@ fn run(cli: Cli) -> Outcome {
                 subject,
                 max_delegation_depth,
                 &resources,
+                &reveal,
             )?;
             emit(&token::mint(&key, &spec)?)
         }
@@ -110,14 +112,20 @@ fn run(cli: Cli) -> Outcome {
             ttl,
             resources,
             max_delegation_depth,
+            reveal,
         } => {
             let token = read_token(&token)?;
             let roots = pubkey
                 .as_deref()
                 .map(token::parse_public_keys)
                 .transpose()?;
-            let spec =
-                cli::attenuate_spec(tools.as_deref(), ttl, &resources, max_delegation_depth)?;
+            let spec = cli::attenuate_spec(
+                tools.as_deref(),
+                ttl,
+                &resources,
+                max_delegation_depth,
+                &reveal,
+            )?;
             match token::attenuate(&token, roots.as_deref(), &spec) {
                 Ok(t) => emit(&t),
                 Err(TokenError::Denied(Denial::BadSignature)) => {

@@ -45,6 +45,7 @@ fn chain(k: &KeyFile, depth: usize) -> String {
                 ttl: Some(Duration::from_secs(1800)),
                 resources: vec![format!("kv:app/{}*", "x/".repeat(i)).parse().unwrap()],
                 max_delegation_depth: (i == 0).then_some(8),
+                reveal: None,
             },
         )
         .unwrap();

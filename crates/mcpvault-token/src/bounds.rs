@@ -48,7 +48,7 @@ pub const MAX_LITERAL_BYTES: usize = 1024;
 /// Nesting of literals and closures (Biscuit's own decoder stops at 100).
 const MAX_NESTING: u32 = 32;
 /// Facts the verifier adds to every request (time, requested_tool, request_kind,
-/// requested_resource, depth), with room to spare.
+/// requested_resource, depth, request_purpose, reveal_request), with room to spare.
 const VERIFIER_FACTS: u64 = 8;
 
 /// What the walk found in an acceptable token.
@@ -74,6 +74,8 @@ pub struct AuthorityFacts {
     pub subjects: Vec<String>,
     pub max_delegation_depths: Vec<i64>,
     pub resources: Vec<(String, String)>,
+    /// `reveal(kind, pattern)`: what secret values the token may see in clear.
+    pub reveals: Vec<(String, String)>,
 }
 
 /// Why a token's shape was refused.
@@ -314,13 +316,16 @@ fn authority_facts(tally: &Tally) -> Result<AuthorityFacts, ShapeError> {
                 }
                 continue;
             }
-            "resource" => {
+            "resource" | "reveal" => {
                 if let [k, p] = terms.as_slice() {
-                    match (k, p) {
-                        (Scalar::Str(k), Scalar::Str(p)) => {
-                            out.resources.push((sym(*k)?, sym(*p)?))
-                        }
+                    let pair = match (k, p) {
+                        (Scalar::Str(k), Scalar::Str(p)) => (sym(*k)?, sym(*p)?),
                         _ => return Err(wrong),
+                    };
+                    if name == "resource" {
+                        out.resources.push(pair);
+                    } else {
+                        out.reveals.push(pair);
                     }
                 }
                 continue;

@@ -45,6 +45,17 @@ pub enum Denial {
     /// The audit entry for this call could not be written: fail closed.
     #[error("audit log unavailable")]
     AuditUnavailable,
+    /// A handle this server does not hold for this token (never issued, issued to
+    /// another token, or held by another replica): indistinguishable on purpose.
+    #[error("unknown handle")]
+    UnknownHandle,
+    /// A handle past its lifetime; its value is gone.
+    #[error("handle expired")]
+    HandleExpired,
+    /// Storing or encrypting the handle's value where the token could read it back in
+    /// clear, without leave to reveal the handle's source.
+    #[error("handle would become revealable")]
+    HandleRevealable,
 }
 
 impl Denial {
@@ -67,6 +78,9 @@ impl Denial {
             Denial::OtherSubject => "other_subject",
             Denial::UndeclaredScope(_) => "undeclared_scope",
             Denial::AuditUnavailable => "audit_unavailable",
+            Denial::UnknownHandle => "unknown_handle",
+            Denial::HandleExpired => "handle_expired",
+            Denial::HandleRevealable => "handle_revealable",
         }
     }
 }
@@ -82,7 +96,7 @@ pub enum TokenError {
     )]
     ToolName(String),
     #[error(
-        "invalid resource {0:?}: expected KIND:PATTERN with KIND one of kv, transit, db, ssh, kms, ssh_principal"
+        "invalid resource {0:?}: expected KIND:PATTERN with KIND one of kv, transit, db, ssh, kms, ssh_principal, http"
     )]
     Resource(String),
     #[error("invalid value: {0}")]

@@ -9,7 +9,7 @@ use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use crate::encoding::{decode_token, encode_token, MAX_TOKEN_BYTES};
 use crate::error::{Denial, TokenError};
 use crate::keys::KeyFile;
-use crate::scope::{resource_checks, tools_check, ResourcePattern, ToolGrant};
+use crate::scope::{resource_checks, reveal_check, tools_check, ResourcePattern, ToolGrant};
 use crate::verify::HARD_MAX_DELEGATION_DEPTH;
 
 /// What a new token grants. `tools: None` grants every tool (`tool_wildcard("*")`).
@@ -21,6 +21,8 @@ pub struct MintSpec {
     pub subject: Option<String>,
     pub max_delegation_depth: u32,
     pub resources: Vec<ResourcePattern>,
+    /// What secret values the token may see in clear (`--reveal`); none by default.
+    pub reveal: Vec<ResourcePattern>,
 }
 
 impl Default for MintSpec {
@@ -32,6 +34,7 @@ impl Default for MintSpec {
             subject: None,
             max_delegation_depth: 3,
             resources: Vec::new(),
+            reveal: Vec::new(),
         }
     }
 }
@@ -44,6 +47,9 @@ pub struct AttenuateSpec {
     pub resources: Vec<ResourcePattern>,
     /// How many further attenuations may follow this one.
     pub max_delegation_depth: Option<u32>,
+    /// Narrow reveal to these patterns (`Some(vec![])`: drop it). It can only take
+    /// away: a token whose authority block grants no reveal still reveals nothing.
+    pub reveal: Option<Vec<ResourcePattern>>,
 }
 
 /// Upper bound on a TTL so `now + ttl` cannot overflow the Datalog date.
@@ -146,6 +152,16 @@ pub fn mint(key: &KeyFile, spec: &MintSpec) -> Result<String, TokenError> {
     for (src, params) in resource_checks(&spec.resources) {
         b = b.code_with_params(src, params, HashMap::new())?;
     }
+    for r in &spec.reveal {
+        b = b.code_with_params(
+            "reveal({k}, {p})",
+            HashMap::from([
+                ("k".to_string(), Term::Str(r.kind.as_str().to_string())),
+                ("p".to_string(), Term::Str(r.pattern.clone())),
+            ]),
+            HashMap::new(),
+        )?;
+    }
     b = b.code_with_params(
         "check if time($t), $t < {exp}",
         one("exp", expiry(spec.ttl)?),
@@ -190,6 +206,10 @@ pub fn attenuate(
         )?;
     }
     for (src, params) in resource_checks(&spec.resources) {
+        block = block.code_with_params(src, params, HashMap::new())?;
+    }
+    if let Some(reveal) = &spec.reveal {
+        let (src, params) = reveal_check(reveal);
         block = block.code_with_params(src, params, HashMap::new())?;
     }
     if let Some(more) = spec.max_delegation_depth {

@@ -20,16 +20,19 @@ pub enum ResourceKind {
     Kms,
     /// A principal (login name) an SSH certificate or one-time password is for.
     SshPrincipal,
+    /// An `http.request` destination (`SCHEME://HOST[:PORT]/PATH`).
+    Http,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 7] = [
         ResourceKind::Kv,
         ResourceKind::Transit,
         ResourceKind::Db,
         ResourceKind::Ssh,
         ResourceKind::Kms,
         ResourceKind::SshPrincipal,
+        ResourceKind::Http,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl ResourceKind {
             ResourceKind::Ssh => "ssh",
             ResourceKind::Kms => "kms",
             ResourceKind::SshPrincipal => "ssh_principal",
+            ResourceKind::Http => "http",
         }
     }
 }
@@ -240,6 +244,34 @@ pub(crate) fn resource_checks(
             (format!("check if {}", alternatives.join(" or ")), params)
         })
         .collect()
+}
+
+/// Datalog check an attenuation block adds to narrow reveal to `patterns` (empty:
+/// drop reveal). It passes every ordinary call (`request_purpose("call")`) and, on a
+/// reveal question, only a target that matches one of the patterns. Like the other
+/// checks it can only take away: what may be revealed at all comes from the authority
+/// block's `reveal` facts.
+pub(crate) fn reveal_check(patterns: &[ResourcePattern]) -> (String, HashMap<String, Term>) {
+    let mut params = HashMap::new();
+    let mut alternatives = vec![r#"request_purpose("call")"#.to_string()];
+    for (i, p) in patterns.iter().enumerate() {
+        let k = format!("rk{i}");
+        let v = format!("rv{i}");
+        params.insert(k.clone(), Term::Str(p.kind.as_str().to_string()));
+        match p.prefix() {
+            Some(prefix) => {
+                params.insert(v.clone(), Term::Str(prefix.to_string()));
+                alternatives.push(format!(
+                    "reveal_request({{{k}}}, $v), $v.starts_with({{{v}}})"
+                ));
+            }
+            None => {
+                params.insert(v.clone(), Term::Str(p.pattern.clone()));
+                alternatives.push(format!("reveal_request({{{k}}}, $v), $v == {{{v}}}"));
+            }
+        }
+    }
+    (format!("check if {}", alternatives.join(" or ")), params)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::bounds::{self, AuthorityFacts, ShapeError};
 use crate::encoding::{decode_token, MAX_TOKEN_BYTES};
 use crate::error::Denial;
-use crate::scope::ResourceKind;
+use crate::scope::{ResourceKind, ResourcePattern};
 
 /// Cap on attenuation blocks when the token does not set its own.
 pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = 5;
@@ -138,6 +138,10 @@ pub struct AuthorizedFacts {
     #[serde(skip)]
     pub expires_at_unix: Option<u64>,
     pub resources: Vec<String>,
+    /// What the authority block lets the token see in clear (`KIND:PATTERN`); later
+    /// blocks may narrow it (asked per value with [`Verifier::may_reveal`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reveal: Vec<String>,
     pub revocation_ids: Vec<String>,
 }
 
@@ -200,6 +204,8 @@ struct Verified {
     facts: AuthorizedFacts,
     /// Authority-block problems found at first sight (e.g. two subjects): deny always.
     defect: Option<Denial>,
+    /// The authority block's reveal grants (unparseable ones grant nothing).
+    reveal: Vec<ResourcePattern>,
 }
 
 static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
@@ -211,6 +217,8 @@ type DecisionKey = (
     Option<String>,
     u64,
     u64,
+    // The reveal question's target (`None`: the call itself).
+    Option<(ResourceKind, String)>,
 );
 
 pub struct Verifier {
@@ -254,6 +262,34 @@ impl Verifier {
         token: &str,
         req: &Request<'_>,
         revoked: &RevocationSet,
+    ) -> Result<AuthorizedFacts, Denial> {
+        self.decide(token, req, revoked, None)
+    }
+
+    /// Whether `token`, authorized for `req`, may also see in clear a secret value
+    /// read from `target`: the authority block must grant reveal on it, and every
+    /// later block's reveal narrowing must admit it (together with all the checks the
+    /// call itself passes). Fails closed: any denial is `false`.
+    pub fn may_reveal(
+        &self,
+        token: &str,
+        req: &Request<'_>,
+        revoked: &RevocationSet,
+        target: RequestResource<'_>,
+    ) -> bool {
+        let granted = match self.verified(token.trim()) {
+            Ok(v) => v.reveal.iter().any(|p| p.matches(target.kind, target.value)),
+            Err(_) => false,
+        };
+        granted && self.decide(token, req, revoked, Some(target)).is_ok()
+    }
+
+    fn decide(
+        &self,
+        token: &str,
+        req: &Request<'_>,
+        revoked: &RevocationSet,
+        reveal: Option<RequestResource<'_>>,
     ) -> Result<AuthorizedFacts, Denial> {
         let text = token.trim();
         if text.is_empty() {
@@ -306,17 +342,18 @@ impl Verifier {
             req.subject.map(str::to_string),
             now_secs,
             revoked.generation(),
+            reveal.map(|r| (r.kind, r.value.to_string())),
         );
         let cached = self.lock_decisions().get(&key).cloned();
         let decision = match cached {
             Some(d) => d,
             None => {
-                let mut d = self.run_datalog(&verified, req, now_secs);
+                let mut d = self.run_datalog(&verified, req, now_secs, reveal);
                 if d == Err(Denial::LimitExceeded) {
                     // The time bound can trip on a descheduled thread (shared, loaded
                     // hosts): one more try before refusing. A token that really is
                     // too costly fails again, within the same bound.
-                    d = self.run_datalog(&verified, req, now_secs);
+                    d = self.run_datalog(&verified, req, now_secs, reveal);
                 }
                 self.lock_decisions().put(key, d.clone());
                 d
@@ -401,6 +438,11 @@ impl Verifier {
                 denial,
             })?,
         };
+        let reveal = authority
+            .reveals
+            .iter()
+            .filter_map(|(k, p)| format!("{k}:{p}").parse().ok())
+            .collect();
         let (facts, defect) = authorized_facts(authority, &biscuit, shape.expiry, &self.config);
         Ok(Verified {
             id: NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed),
@@ -408,10 +450,17 @@ impl Verifier {
             biscuit,
             facts,
             defect,
+            reveal,
         })
     }
 
-    fn run_datalog(&self, v: &Verified, req: &Request<'_>, now_secs: u64) -> Result<(), Denial> {
+    fn run_datalog(
+        &self,
+        v: &Verified,
+        req: &Request<'_>,
+        now_secs: u64,
+        reveal: Option<RequestResource<'_>>,
+    ) -> Result<(), Denial> {
         let kind = req.resource.map(|r| r.kind.as_str()).unwrap_or("none");
         let mut b = self
             .policy
@@ -431,6 +480,16 @@ impl Verifier {
                 .fact(fact("requested_resource", &[string(kind), string(r.value)]))
                 .map_err(|_| Denial::Malformed("request facts".into()))?;
         }
+        // A reveal question states its target; an ordinary call says it is one, which
+        // passes every reveal narrowing (those only speak to reveal questions).
+        b = match reveal {
+            Some(t) => b.fact(fact(
+                "reveal_request",
+                &[string(t.kind.as_str()), string(t.value)],
+            )),
+            None => b.fact(fact("request_purpose", &[string("call")])),
+        }
+        .map_err(|_| Denial::Malformed("request facts".into()))?;
         let mut authorizer = b
             .build(&v.biscuit)
             .map_err(|e| classify(e, req, v.facts.delegation_depth))?;
@@ -517,6 +576,9 @@ fn query_authority(biscuit: &Biscuit, config: &VerifierConfig) -> Result<Authori
     let resources: Vec<(String, String)> = a
         .query("data($k, $p) <- resource($k, $p)")
         .map_err(query_error)?;
+    let reveals: Vec<(String, String)> = a
+        .query("data($k, $p) <- reveal($k, $p)")
+        .map_err(query_error)?;
     Ok(AuthorityFacts {
         tools,
         tool_wildcards,
@@ -524,6 +586,7 @@ fn query_authority(biscuit: &Biscuit, config: &VerifierConfig) -> Result<Authori
         subjects,
         max_delegation_depths: caps.into_iter().map(|(m,)| m).collect(),
         resources,
+        reveals,
     })
 }
 
@@ -566,6 +629,12 @@ fn authorized_facts(
         expires_at_unix: expiry,
         resources: sorted(
             a.resources
+                .into_iter()
+                .map(|(k, p)| format!("{k}:{p}"))
+                .collect(),
+        ),
+        reveal: sorted(
+            a.reveals
                 .into_iter()
                 .map(|(k, p)| format!("{k}:{p}"))
                 .collect(),

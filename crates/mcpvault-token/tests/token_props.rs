@@ -77,12 +77,14 @@ fn mint_spec() -> impl Strategy<Value = MintSpec> {
         prop::sample::select(vec![600u64, 3600]),
         0u32..4,
         patterns(),
+        patterns(),
     )
-        .prop_map(|(tools, ttl, depth, resources)| MintSpec {
+        .prop_map(|(tools, ttl, depth, resources, reveal)| MintSpec {
             tools,
             ttl: Duration::from_secs(ttl),
             max_delegation_depth: depth,
             resources,
+            reveal,
             ..MintSpec::default()
         })
 }
@@ -93,12 +95,14 @@ fn attenuate_spec() -> impl Strategy<Value = AttenuateSpec> {
         prop::option::of(prop::sample::select(vec![600u64, 3600, 7200])),
         patterns(),
         prop::option::of(0u32..3),
+        prop::option::of(patterns()),
     )
-        .prop_map(|(tools, ttl, resources, depth)| AttenuateSpec {
+        .prop_map(|(tools, ttl, resources, depth, reveal)| AttenuateSpec {
             tools,
             ttl: ttl.map(Duration::from_secs),
             resources,
             max_delegation_depth: depth,
+            reveal,
         })
 }
 
@@ -142,6 +146,24 @@ fn model(
         })
 }
 
+/// Reveal, written independently of the Datalog: the call is allowed, the authority
+/// block grants reveal on the target, and every block that narrows reveal admits it.
+fn reveal_model(
+    mint: &MintSpec,
+    chain: &[AttenuateSpec],
+    tool: &str,
+    req: Option<(ResourceKind, &str)>,
+    offset: u64,
+    (kind, value): (ResourceKind, &str),
+) -> bool {
+    let matches = |list: &[ResourcePattern]| list.iter().any(|p| p.matches(kind, value));
+    model(mint, chain, tool, req, offset)
+        && matches(&mint.reveal)
+        && chain
+            .iter()
+            .all(|a| a.reveal.as_deref().is_none_or(matches))
+}
+
 fn request<'a>(tool: &'a str, r: Option<(ResourceKind, &'a str)>, offset: u64) -> Request<'a> {
     Request {
         tool,
@@ -182,6 +204,37 @@ proptest! {
         }
     }
 
+    /// Reveal is a grant of the authority block that attenuation narrows or drops
+    /// and never adds: random chains decide exactly as the model says, for every call
+    /// and every target.
+    #[test]
+    fn reveal_matches_the_model(
+        mint_spec in mint_spec(),
+        chain in prop::collection::vec(attenuate_spec(), 0..4),
+        offset in prop::sample::select(OFFSETS.to_vec()),
+    ) {
+        let k = key();
+        let v = verifier(&[&k]);
+        let mut t = token::mint(&k, &mint_spec).unwrap();
+        for a in &chain {
+            t = token::attenuate(&t, None, a).unwrap();
+        }
+        let none = RevocationSet::empty();
+        for tool in ["kv.read", "transit.encrypt", "db.issue_creds"] {
+            for r in REQUESTS {
+                for (kind, value) in REQUESTS.iter().flatten().copied() {
+                    let want = reveal_model(&mint_spec, &chain, tool, r, offset, (kind, value));
+                    let target = RequestResource { kind, value };
+                    let got = v.may_reveal(&t, &request(tool, r, offset), &none, target);
+                    prop_assert_eq!(got, want, "call {} {:?} at +{}s, reveal {}:{}", tool, r, offset, kind, value);
+                    if got {
+                        prop_assert!(mint_spec.reveal.iter().any(|p| p.matches(kind, value)));
+                    }
+                }
+            }
+        }
+    }
+
     /// verify(mint(x)) returns x's facts.
     #[test]
     fn mint_verify_round_trip(
@@ -201,6 +254,7 @@ proptest! {
             subject: subject.clone(),
             max_delegation_depth: max_depth,
             resources: resources.clone(),
+            reveal: Vec::new(),
         };
         let t = token::mint(&k, &spec).unwrap();
         let wildcard = tools.as_ref().is_none_or(|g| g.contains(&ToolGrant::All));
