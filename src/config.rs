@@ -37,6 +37,10 @@ pub const READ_ONLY_TOOLS: &[&str] = &[
 /// Default bound on one JSON-RPC message (one line, without its newline), in bytes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
+const DEFAULT_HANDLE_TTL: std::time::Duration = std::time::Duration::from_secs(900);
+/// A handle is a short-lived reference, not storage: a day at most.
+const MAX_HANDLE_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 #[derive(Debug)]
 pub struct Config {
     pub subject: String,
@@ -70,6 +74,11 @@ pub struct Config {
     /// `MCPVAULT_READ_ONLY=1`: register only tools that change no state and issue
     /// no credential ([`READ_ONLY_TOOLS`]).
     pub read_only: bool,
+    /// `MCPVAULT_REVEAL=never`: no secret value is ever returned in clear, whatever
+    /// the tokens grant (only handles).
+    pub reveal_never: bool,
+    /// `MCPVAULT_HANDLE_TTL` (seconds, default 900): the longest a handle lives.
+    pub handle_ttl: std::time::Duration,
     /// Vault connection and login; an `Err` is reported by each Vault call.
     pub vault: Result<vault::Settings, String>,
 }
@@ -240,6 +249,31 @@ impl Config {
                 false
             }
         };
+        let reveal_never = match r.var("MCPVAULT_REVEAL").as_deref() {
+            None | Some("token") => false,
+            Some("never") => true,
+            Some(other) => {
+                r.problems.push(format!(
+                    "MCPVAULT_REVEAL {other:?} must be `never` (or `token`, the default: as each token grants)"
+                ));
+                true
+            }
+        };
+        let handle_ttl = match r.var("MCPVAULT_HANDLE_TTL") {
+            None => DEFAULT_HANDLE_TTL,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=MAX_HANDLE_TTL.as_secs()).contains(&n) => {
+                    std::time::Duration::from_secs(n)
+                }
+                _ => {
+                    r.problems.push(format!(
+                        "MCPVAULT_HANDLE_TTL {v:?} must be 1 to {} seconds",
+                        MAX_HANDLE_TTL.as_secs()
+                    ));
+                    DEFAULT_HANDLE_TTL
+                }
+            },
+        };
         let sdk_endpoint_set =
             r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
         let cfg = Config {
@@ -275,6 +309,8 @@ impl Config {
             vault_token_role: r.mount("MCPVAULT_VAULT_TOKEN_ROLE", "mcpvault-child"),
             tools,
             read_only,
+            reveal_never,
+            handle_ttl,
             vault: vault::Settings::from_vars(get),
         };
         // The server keeps its child token records under `{KV_MOUNT}/mcpvault/`:

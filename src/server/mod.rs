@@ -6,6 +6,7 @@
 //! table, its backend calls under `backend/`, and one line in [`McpVault::families`].
 
 mod db;
+pub mod handles;
 mod kms;
 mod kv;
 pub mod pipeline;
@@ -69,7 +70,8 @@ impl McpVault {
     }
 
     /// Revokes, about every second, the child tokens (and so the leases) of revoked
-    /// capability tokens: within a few seconds of the revocation list changing.
+    /// capability tokens: within a few seconds of the revocation list changing. Drops
+    /// expired handles and those of revoked tokens on the same tick.
     fn watch_revocations(ctx: std::sync::Weak<Ctx>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
@@ -81,6 +83,9 @@ impl McpVault {
                 tick.tick().await;
                 let Some(ctx) = ctx.upgrade() else { break };
                 let kv = &ctx.cfg.kv_mount;
+                // Handles go with their expiry or their token's revocation.
+                let revoked = ctx.pipeline.revocations().ok();
+                ctx.pipeline.sweep_handles(revoked.as_deref());
                 // Unreadable list: nothing new to revoke (calls are refused meanwhile).
                 if let Ok(set) = ctx.pipeline.revocations() {
                     // A list that changed (or the first one seen, after a restart) may

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::audit::{AuditLog, Event};
 use crate::config::Config;
@@ -22,6 +23,7 @@ use crate::error::{CallError, Denial};
 use crate::paths::{validate_name, validate_path, validate_prefix};
 use crate::token::{Request, RequestResource, ResourceKind, Verifier, VerifierConfig};
 
+use super::handles::{Handles, Source};
 use super::ratelimit::RateLimiter;
 use super::revocation::RevocationSource;
 
@@ -159,6 +161,9 @@ pub struct Call<'a> {
 /// What the pipeline decided, handed to the tool with the call.
 #[derive(Debug, Clone)]
 pub struct Authorized {
+    /// The call's token and what answers questions about it: may it reveal a value,
+    /// may it use a handle. Never printed.
+    gate: Gate,
     /// The subject the call serves: its KV namespace.
     pub subject: String,
     pub scope: Scope,
@@ -171,7 +176,156 @@ pub struct Authorized {
     pub chain: Vec<String>,
 }
 
+/// Everything needed to ask the verifier more about the call's token after the call
+/// was authorized: reveal and handle decisions are token decisions too.
+#[derive(Clone)]
+struct Gate {
+    token: Arc<Zeroizing<String>>,
+    tool: String,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        write!(f, "Gate({})", self.tool)
+    }
+}
+
+/// What the pipeline and every authorized call share.
+struct Shared {
+    verifier: Verifier,
+    subject: String,
+    revocation: RevocationSource,
+    handles: Handles,
+    reveal_never: bool,
+}
+
 impl Authorized {
+    /// Where a secret value this call returns comes from: the call's main resource
+    /// (a whole kind when it names none). `None` for calls that name nothing.
+    pub fn source(&self) -> Option<Source> {
+        fn of(scope: &Scope) -> Option<Source> {
+            match scope {
+                Scope::One(kind, value) => Some(Source {
+                    kind: *kind,
+                    value: value.clone(),
+                }),
+                Scope::Kind(kind) => Some(Source {
+                    kind: *kind,
+                    value: RequestResource::ANY.to_string(),
+                }),
+                Scope::Nothing => None,
+                Scope::All(parts) => parts.first().and_then(of),
+            }
+        }
+        of(&self.scope)
+    }
+
+    fn request(&self) -> Request<'_> {
+        let resource = match &self.scope {
+            Scope::One(kind, value) => Some(RequestResource { kind: *kind, value }),
+            Scope::Kind(kind) => Some(RequestResource::whole_kind(*kind)),
+            Scope::All(parts) => match parts.first() {
+                Some(Scope::One(kind, value)) => Some(RequestResource { kind: *kind, value }),
+                Some(Scope::Kind(kind)) => Some(RequestResource::whole_kind(*kind)),
+                _ => None,
+            },
+            Scope::Nothing => None,
+        };
+        Request {
+            tool: &self.gate.tool,
+            resource,
+            subject: Some(&self.gate.shared.subject),
+            now: SystemTime::now(),
+        }
+    }
+
+    /// Whether this call's token may see a value from `kind:value` in clear. Fails
+    /// closed (an unreadable revocation list reveals nothing); never with
+    /// `MCPVAULT_REVEAL=never`.
+    pub fn may_reveal(&self, kind: ResourceKind, value: &str) -> bool {
+        let shared = &self.gate.shared;
+        if shared.reveal_never {
+            return false;
+        }
+        let Ok(revoked) = shared.revocation.current() else {
+            return false;
+        };
+        shared.verifier.may_reveal(
+            &self.gate.token,
+            &self.request(),
+            &revoked,
+            RequestResource { kind, value },
+        )
+    }
+
+    /// A secret value read from the call's main resource, as the agent may see it:
+    /// in clear if the token may reveal it, else a handle.
+    pub fn secret(&self, value: String) -> Result<String, CallError> {
+        let source = self
+            .source()
+            .ok_or_else(|| CallError::invalid("this call names no resource"))?;
+        self.secret_from(source, value)
+    }
+
+    /// The same for a value read from `source`.
+    pub fn secret_from(&self, source: Source, value: String) -> Result<String, CallError> {
+        if self.may_reveal(source.kind, &source.value) {
+            return Ok(value);
+        }
+        self.gate
+            .shared
+            .handles
+            .issue(value, source, &self.chain, self.expires_at)
+    }
+
+    /// The value behind a handle this call's token holds, to be used where the agent
+    /// does not see it (an `http.request` header). A descendant of the creating token
+    /// must still be granted the handle's source resource.
+    pub fn use_handle(&self, handle: &str) -> Result<Zeroizing<String>, CallError> {
+        Ok(self.resolve(handle)?.value)
+    }
+
+    /// The same, for a value the call stores or encrypts into `kind:dest`: refused if
+    /// the token could read it back in clear there but may not reveal it where it came
+    /// from (no laundering a handle into a revealable place).
+    pub fn use_handle_into(
+        &self,
+        handle: &str,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<Zeroizing<String>, CallError> {
+        let resolved = self.resolve(handle)?;
+        if self.may_reveal(kind, dest)
+            && !self.may_reveal(resolved.source.kind, &resolved.source.value)
+        {
+            return Err(CallError::Denied(Denial::HandleRevealable));
+        }
+        Ok(resolved.value)
+    }
+
+    fn resolve(&self, handle: &str) -> Result<super::handles::Resolved, CallError> {
+        let shared = &self.gate.shared;
+        let resolved = shared.handles.resolve(handle, &self.chain)?;
+        // The creator read it; a descendant must still be granted where it came from.
+        let revoked = shared
+            .revocation
+            .current()
+            .map_err(Denial::RevocationUnavailable)?;
+        let req = Request {
+            tool: &self.gate.tool,
+            resource: Some(RequestResource {
+                kind: resolved.source.kind,
+                value: &resolved.source.value,
+            }),
+            subject: Some(&shared.subject),
+            now: SystemTime::now(),
+        };
+        shared.verifier.authorize(&self.gate.token, &req, &revoked)?;
+        Ok(resolved)
+    }
+
     /// The resource's value when the scope names one (the KMS key, after the
     /// server's default was applied).
     pub fn resource(&self) -> Option<&str> {
@@ -206,10 +360,8 @@ impl Authorized {
 }
 
 pub struct Pipeline {
-    verifier: Verifier,
-    subject: String,
+    shared: Arc<Shared>,
     default_token: Option<String>,
-    revocation: RevocationSource,
     limiter: RateLimiter,
     audit: Arc<AuditLog>,
     audit_syncs: bool,
@@ -223,11 +375,15 @@ impl Pipeline {
             None => AuditLog::stderr(),
         };
         Ok(Pipeline {
-            verifier: Verifier::new(cfg.public_keys.clone(), VerifierConfig::default())
-                .map_err(|e| e.to_string())?,
-            subject: cfg.subject.clone(),
+            shared: Arc::new(Shared {
+                verifier: Verifier::new(cfg.public_keys.clone(), VerifierConfig::default())
+                    .map_err(|e| e.to_string())?,
+                subject: cfg.subject.clone(),
+                revocation: RevocationSource::new(cfg.revocation_file.clone()),
+                handles: Handles::new(cfg.handle_ttl),
+                reveal_never: cfg.reveal_never,
+            }),
             default_token: cfg.default_token.clone(),
-            revocation: RevocationSource::new(cfg.revocation_file.clone()),
             limiter: RateLimiter::new(cfg.token_rate, cfg.subject_rate),
             audit_syncs: audit.syncs(),
             audit: Arc::new(audit),
@@ -236,7 +392,12 @@ impl Pipeline {
 
     /// The current revocation list (for revoking what revoked tokens obtained).
     pub fn revocations(&self) -> Result<Arc<crate::token::RevocationSet>, String> {
-        self.revocation.current()
+        self.shared.revocation.current()
+    }
+
+    /// Zeroes and drops expired handles and those of tokens in `revoked`.
+    pub fn sweep_handles(&self, revoked: Option<&crate::token::RevocationSet>) {
+        self.shared.handles.sweep(revoked);
     }
 
     /// The audit log, for checkpoints on a timer and at exit.
@@ -245,7 +406,7 @@ impl Pipeline {
     }
 
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.shared.subject
     }
 
     /// Runs one call: `scope` is what the tool declared for these arguments (or why
@@ -270,7 +431,7 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        let (chain, expires_at) = match self.authorize(&call, &scope) {
+        let (token, chain, expires_at) = match self.authorize(&call, &scope) {
             Ok(t) => t,
             Err(d) => {
                 let e = CallError::Denied(d);
@@ -281,7 +442,7 @@ impl Pipeline {
         let label = scope.label();
         let token_id = chain.last().cloned();
         let mut entry = Event {
-            subject: &self.subject,
+            subject: &self.shared.subject,
             tool: call.tool,
             resource: label,
             decision: "allow",
@@ -298,7 +459,12 @@ impl Pipeline {
             return Err(CallError::Denied(Denial::AuditUnavailable));
         }
         let auth = Arc::new(Authorized {
-            subject: self.subject.clone(),
+            gate: Gate {
+                token: Arc::new(token),
+                tool: call.tool.to_string(),
+                shared: self.shared.clone(),
+            },
+            subject: self.shared.subject.clone(),
             scope,
             token_id,
             expires_at,
@@ -323,7 +489,7 @@ impl Pipeline {
         }
         let written = self.write(
             &Event {
-                subject: &self.subject,
+                subject: &self.shared.subject,
                 tool: call.tool,
                 resource,
                 decision: e.decision(),
@@ -363,30 +529,32 @@ impl Pipeline {
     /// is still authorized on its own.
     pub fn default_token_grants(&self, tool: &str) -> Option<bool> {
         let token = self.default_token.as_deref()?;
-        let Ok(revoked) = self.revocation.current() else {
+        let Ok(revoked) = self.shared.revocation.current() else {
             return Some(false);
         };
         let req = Request {
             tool,
             resource: None,
-            subject: Some(&self.subject),
+            subject: Some(&self.shared.subject),
             now: SystemTime::now(),
         };
-        Some(self.verifier.authorize(token, &req, &revoked).is_ok())
+        Some(self.shared.verifier.authorize(token, &req, &revoked).is_ok())
     }
 
-    /// The token checks, cheapest first. Returns the token's id for the audit log.
+    /// The token checks, cheapest first. Returns the token, its block ids (the last
+    /// one names it in the audit log) and its expiry.
     fn authorize(
         &self,
         call: &Call<'_>,
         scope: &Scope,
-    ) -> Result<(Vec<String>, Option<u64>), Denial> {
+    ) -> Result<(Zeroizing<String>, Vec<String>, Option<u64>), Denial> {
         let carried = call.token.clone()?;
         let token = carried
             .as_deref()
             .or(self.default_token.as_deref())
             .ok_or(Denial::NoToken)?;
         let revoked = self
+            .shared
             .revocation
             .current()
             .map_err(Denial::RevocationUnavailable)?;
@@ -396,10 +564,10 @@ impl Pipeline {
             let req = Request {
                 tool: call.tool,
                 resource,
-                subject: Some(&self.subject),
+                subject: Some(&self.shared.subject),
                 now,
             };
-            facts = Some(self.verifier.authorize(token, &req, &revoked)?);
+            facts = Some(self.shared.verifier.authorize(token, &req, &revoked)?);
         }
         let facts = facts.ok_or(Denial::NoToken)?;
         // The bucket belongs to the minted token (its authority block): attenuated
@@ -411,7 +579,11 @@ impl Pipeline {
             .map(String::as_str)
             .unwrap_or("");
         self.limiter.check(root_id).map_err(Denial::RateLimited)?;
-        Ok((facts.revocation_ids, facts.expires_at_unix))
+        Ok((
+            Zeroizing::new(token.to_string()),
+            facts.revocation_ids,
+            facts.expires_at_unix,
+        ))
     }
 }
 

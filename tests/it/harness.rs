@@ -34,15 +34,40 @@ pub fn test_key() -> KeyFile {
 }
 
 /// Mints with the test key: `tools` as for `--tools` (None = all), `resources` as
-/// `KIND:PATTERN` strings.
+/// `KIND:PATTERN` strings. It reveals every kind's values (`--reveal kv:* ...`): the
+/// tests using it check what the backends return. Handles are tested with
+/// [`sealed_token_for`] and [`token_revealing`].
 pub fn token_for(subject: &str, tools: Option<&str>, resources: &[&str]) -> String {
+    token_revealing(
+        subject,
+        tools,
+        resources,
+        &["kv:*", "transit:*", "db:*", "ssh:*", "kms:*"],
+    )
+}
+
+/// Like [`token_for`], revealing nothing: every secret value comes back as a handle.
+pub fn sealed_token_for(subject: &str, tools: Option<&str>, resources: &[&str]) -> String {
+    token_revealing(subject, tools, resources, &[])
+}
+
+/// Like [`token_for`], revealing only `reveal` (`KIND:PATTERN` strings).
+pub fn token_revealing(
+    subject: &str,
+    tools: Option<&str>,
+    resources: &[&str],
+    reveal: &[&str],
+) -> String {
+    let patterns = |list: &[&str]| -> Vec<ResourcePattern> {
+        list.iter()
+            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
+            .collect()
+    };
     let spec = MintSpec {
         tools: tools.map(|t| parse_tools(t).expect("tools")),
         subject: Some(subject.to_string()),
-        resources: resources
-            .iter()
-            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
-            .collect(),
+        resources: patterns(resources),
+        reveal: patterns(reveal),
         ..MintSpec::default()
     };
     mint(&test_key(), &spec).expect("mint")
