@@ -263,46 +263,117 @@ impl Authorized {
     /// A secret value read from the call's main resource, as the agent may see it:
     /// in clear if the token may reveal it, else a handle.
     pub fn secret(&self, value: String) -> Result<String, CallError> {
-        let source = self
-            .source()
-            .ok_or_else(|| CallError::invalid("this call names no resource"))?;
-        self.secret_from(source, value)
+        self.protect(value, false)
     }
 
-    /// The same for a value read from `source`.
-    pub fn secret_from(&self, source: Source, value: String) -> Result<String, CallError> {
+    /// The same for a base64 field (a decrypted plaintext): a handle used as text
+    /// stands for the decoded bytes.
+    pub fn secret_b64(&self, value: String) -> Result<String, CallError> {
+        self.protect(value, true)
+    }
+
+    /// Every value of a secret's data (keys stay visible); non-string values are
+    /// kept as their JSON text behind the handle.
+    pub fn secret_map(&self, data: Map<String, Value>) -> Result<Map<String, Value>, CallError> {
+        let source = self.main_source()?;
+        if self.may_reveal(source.kind, &source.value) {
+            return Ok(data);
+        }
+        data.into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                let h = self.issue(text, false, source.clone())?;
+                Ok((k, Value::String(h)))
+            })
+            .collect()
+    }
+
+    fn main_source(&self) -> Result<Source, CallError> {
+        self.source()
+            .ok_or_else(|| CallError::invalid("this call names no resource"))
+    }
+
+    fn protect(&self, value: String, binary: bool) -> Result<String, CallError> {
+        let source = self.main_source()?;
         if self.may_reveal(source.kind, &source.value) {
             return Ok(value);
         }
+        self.issue(value, binary, source)
+    }
+
+    fn issue(&self, value: String, binary: bool, source: Source) -> Result<String, CallError> {
         self.gate
             .shared
             .handles
-            .issue(value, source, &self.chain, self.expires_at)
+            .issue(value, binary, source, &self.chain, self.expires_at)
     }
 
-    /// The value behind a handle this call's token holds, to be used where the agent
+    /// The text behind a handle this call's token holds, to be used where the agent
     /// does not see it (an `http.request` header). A descendant of the creating token
     /// must still be granted the handle's source resource.
     pub fn use_handle(&self, handle: &str) -> Result<Zeroizing<String>, CallError> {
-        Ok(self.resolve(handle)?.value)
+        self.resolve(handle)?.text()
     }
 
-    /// The same, for a value the call stores or encrypts into `kind:dest`: refused if
-    /// the token could read it back in clear there but may not reveal it where it came
-    /// from (no laundering a handle into a revealable place).
+    /// The bytes behind a handle, for a value the call encrypts under `kind:dest`
+    /// (see [`Authorized::use_handle_into`]).
+    pub fn use_handle_bytes_into(
+        &self,
+        handle: &str,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CallError> {
+        self.resolve_into(handle, kind, dest)?.bytes()
+    }
+
+    /// The text behind a handle, for a value the call stores or encrypts into
+    /// `kind:dest`: refused if the token could read it back in clear there but may
+    /// not reveal it where it came from (no laundering a handle into a revealable
+    /// place).
     pub fn use_handle_into(
         &self,
         handle: &str,
         kind: ResourceKind,
         dest: &str,
     ) -> Result<Zeroizing<String>, CallError> {
+        self.resolve_into(handle, kind, dest)?.text()
+    }
+
+    /// `data` with every whole-value handle replaced by its text, for a write into
+    /// `kind:dest` (`kv.write`: copy a secret without seeing it).
+    pub fn unseal_map(
+        &self,
+        data: Map<String, Value>,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<Map<String, Value>, CallError> {
+        data.into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) if super::handles::is_handle(&s) => {
+                    let text = self.use_handle_into(&s, kind, dest)?;
+                    Ok((k, Value::String(text.to_string())))
+                }
+                other => Ok((k, other)),
+            })
+            .collect()
+    }
+
+    fn resolve_into(
+        &self,
+        handle: &str,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<super::handles::Resolved, CallError> {
         let resolved = self.resolve(handle)?;
         if self.may_reveal(kind, dest)
             && !self.may_reveal(resolved.source.kind, &resolved.source.value)
         {
             return Err(CallError::Denied(Denial::HandleRevealable));
         }
-        Ok(resolved.value)
+        Ok(resolved)
     }
 
     fn resolve(&self, handle: &str) -> Result<super::handles::Resolved, CallError> {
@@ -358,6 +429,10 @@ impl Authorized {
             .ok_or_else(|| CallError::invalid("this call names no resource"))
     }
 }
+
+/// The token a call was authorized with, its block ids (authority first; the last
+/// names it in the audit log) and its expiry.
+type Granted = (Zeroizing<String>, Vec<String>, Option<u64>);
 
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -541,13 +616,12 @@ impl Pipeline {
         Some(self.shared.verifier.authorize(token, &req, &revoked).is_ok())
     }
 
-    /// The token checks, cheapest first. Returns the token, its block ids (the last
-    /// one names it in the audit log) and its expiry.
+    /// The token checks, cheapest first.
     fn authorize(
         &self,
         call: &Call<'_>,
         scope: &Scope,
-    ) -> Result<(Zeroizing<String>, Vec<String>, Option<u64>), Denial> {
+    ) -> Result<Granted, Denial> {
         let carried = call.token.clone()?;
         let token = carried
             .as_deref()
