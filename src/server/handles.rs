@@ -311,11 +311,21 @@ mod tests {
         let lineage = ids(&["aa"]);
         // The creator expired a second ago: so did the handle.
         let past = now_secs() - 1;
-        let dead = h.issue("v".into(), false, src(), &lineage, Some(past)).expect("issue");
-        assert_eq!(h.resolve(&dead, &lineage).err(), Some(Denial::HandleExpired));
-        let live = h.issue("v".into(), false, src(), &lineage, None).expect("issue");
+        let dead = h
+            .issue("v".into(), false, src(), &lineage, Some(past))
+            .expect("issue");
+        assert_eq!(
+            h.resolve(&dead, &lineage).err(),
+            Some(Denial::HandleExpired)
+        );
+        let live = h
+            .issue("v".into(), false, src(), &lineage, None)
+            .expect("issue");
         h.sweep(Some(&RevocationSet::new([vec![0xaa]])));
-        assert_eq!(h.resolve(&live, &lineage).err(), Some(Denial::UnknownHandle));
+        assert_eq!(
+            h.resolve(&live, &lineage).err(),
+            Some(Denial::UnknownHandle)
+        );
         assert_eq!(h.live(), 0);
     }
 
@@ -327,7 +337,9 @@ mod tests {
         let found = placeholders(&text).expect("placeholders");
         assert_eq!(found.len(), 2);
         assert_eq!(&text[found[0].0.clone()], format!("{{{{{a}}}}}"));
-        assert!(placeholders("no placeholder {{here}}").expect("none").is_empty());
+        assert!(placeholders("no placeholder {{here}}")
+            .expect("none")
+            .is_empty());
         for bad in [
             "{{mcpvault:handle:short}}",
             &format!("{{{{{a}"),

@@ -393,7 +393,9 @@ impl Authorized {
             subject: Some(&shared.subject),
             now: SystemTime::now(),
         };
-        shared.verifier.authorize(&self.gate.token, &req, &revoked)?;
+        shared
+            .verifier
+            .authorize(&self.gate.token, &req, &revoked)?;
         Ok(resolved)
     }
 
@@ -613,15 +615,16 @@ impl Pipeline {
             subject: Some(&self.shared.subject),
             now: SystemTime::now(),
         };
-        Some(self.shared.verifier.authorize(token, &req, &revoked).is_ok())
+        Some(
+            self.shared
+                .verifier
+                .authorize(token, &req, &revoked)
+                .is_ok(),
+        )
     }
 
     /// The token checks, cheapest first.
-    fn authorize(
-        &self,
-        call: &Call<'_>,
-        scope: &Scope,
-    ) -> Result<Granted, Denial> {
+    fn authorize(&self, call: &Call<'_>, scope: &Scope) -> Result<Granted, Denial> {
         let carried = call.token.clone()?;
         let token = carried
             .as_deref()

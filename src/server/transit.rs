@@ -263,7 +263,8 @@ impl McpVault {
         // it, unless decrypting under this key would show it to a token that may not
         // see it where it came from.
         let plaintext = if is_handle(&a.plaintext) {
-            let bytes = auth.use_handle_bytes_into(&a.plaintext, ResourceKind::Transit, auth.named()?)?;
+            let bytes =
+                auth.use_handle_bytes_into(&a.plaintext, ResourceKind::Transit, auth.named()?)?;
             Zeroizing::new(STANDARD.encode(&*bytes))
         } else {
             check_b64("plaintext", &a.plaintext)?;

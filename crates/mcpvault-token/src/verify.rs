@@ -278,7 +278,10 @@ impl Verifier {
         target: RequestResource<'_>,
     ) -> bool {
         let granted = match self.verified(token.trim()) {
-            Ok(v) => v.reveal.iter().any(|p| p.matches(target.kind, target.value)),
+            Ok(v) => v
+                .reveal
+                .iter()
+                .any(|p| p.matches(target.kind, target.value)),
             Err(_) => false,
         };
         granted && self.decide(token, req, revoked, Some(target)).is_ok()

@@ -602,16 +602,19 @@ fn ssh_public_key(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("id.pub")).expect("pub")
 }
 
-/// A token for agentA that expires in `secs`.
+/// A token for agentA that expires in `secs` (and reveals what it reads).
 fn short_token(secs: u64, resources: &[&str]) -> String {
     use mcpvault::token::{mint, MintSpec, ResourcePattern};
+    let patterns = |list: &[&str]| -> Vec<ResourcePattern> {
+        list.iter()
+            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
+            .collect()
+    };
     let spec = MintSpec {
         subject: Some("agentA".into()),
         ttl: std::time::Duration::from_secs(secs),
-        resources: resources
-            .iter()
-            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
-            .collect(),
+        resources: patterns(resources),
+        reveal: patterns(&["db:*", "ssh:*", "kv:*"]),
         ..MintSpec::default()
     };
     mint(&crate::harness::test_key(), &spec).expect("mint")
