@@ -667,6 +667,118 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::{attenuate, generate_keypair, mint, AttenuateSpec, MintSpec};
+    use proptest::prelude::*;
+
+    const REVEALS: [&str; 6] = [
+        "kv:a/*",
+        "kv:b/*",
+        "kv:a/x",
+        "kv:*",
+        "transit:k1",
+        "transit:*",
+    ];
+    const SOURCES: [&str; 2] = ["a/x", "b/y"];
+    const DESTS: [(ResourceKind, &str); 4] = [
+        (ResourceKind::Kv, "a/z"),
+        (ResourceKind::Kv, "b/z"),
+        (ResourceKind::Transit, "k1"),
+        (ResourceKind::Transit, "k2"),
+    ];
+
+    fn subset() -> impl Strategy<Value = Vec<ResourcePattern>> {
+        proptest::sample::subsequence(REVEALS.to_vec(), 0..=3)
+            .prop_map(|l| l.iter().map(|p| p.parse().expect("pattern")).collect())
+    }
+
+    use crate::token::ResourcePattern;
+
+    /// Runs `f` as the backend of an authorized call of `tool` on `scope`.
+    fn run<T>(
+        rt: &tokio::runtime::Runtime,
+        p: &Pipeline,
+        token: &str,
+        tool: &str,
+        scope: Scope,
+        f: impl FnOnce(Arc<Authorized>) -> T,
+    ) -> T {
+        let call = Call {
+            request_id: "1".into(),
+            tool,
+            token: Ok(Some(token.to_string())),
+        };
+        rt.block_on(p.run(call, Ok(scope), |_| true, |auth| async move { f(auth) }))
+            .unwrap_or_else(|e| panic!("{tool} refused: {e:?}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// No laundering, over grant combinations: a handle goes into a destination
+        /// the token could reveal only if the token may reveal its source; and a value
+        /// comes back in clear exactly when the grants (mint, narrowed by attenuation)
+        /// reveal its source.
+        #[test]
+        fn handles_never_become_revealable(
+            minted in subset(),
+            narrowed in proptest::option::of(subset()),
+            src in proptest::sample::select(SOURCES.to_vec()),
+            (dest_kind, dest) in proptest::sample::select(DESTS.to_vec()),
+        ) {
+            let key = generate_keypair();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let audit = dir.path().join("audit.log");
+            let vars = std::collections::HashMap::from([
+                ("SUBJECT", "agentP".to_string()),
+                ("MCPVAULT_PUBLIC_KEY", key.public_key.clone()),
+                ("MCPVAULT_AUDIT_LOG", audit.to_string_lossy().to_string()),
+            ]);
+            let cfg = Config::from_vars(&|k| vars.get(k).cloned()).expect("config");
+            let p = Pipeline::new(&cfg).expect("pipeline");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let mut token = mint(&key, &MintSpec {
+                subject: Some("agentP".into()),
+                reveal: minted.clone(),
+                ..MintSpec::default()
+            }).expect("mint");
+            if let Some(l) = &narrowed {
+                token = attenuate(&token, None, &AttenuateSpec {
+                    reveal: Some(l.clone()),
+                    ..AttenuateSpec::default()
+                }).expect("attenuate");
+            }
+            let model = |kind: ResourceKind, v: &str| {
+                minted.iter().any(|p| p.matches(kind, v))
+                    && narrowed.as_ref().is_none_or(|l| l.iter().any(|p| p.matches(kind, v)))
+            };
+            let read = Scope::One(ResourceKind::Kv, src.to_string());
+            let (shown, handle) = run(&rt, &p, &token, "kv.read", read, |auth| {
+                let shown = auth.secret("v4lue".into()).expect("secret");
+                let handle = auth.issue("v4lue".into(), false, auth.source().expect("source"))
+                    .expect("issue");
+                (shown, handle)
+            });
+            prop_assert_eq!(shown == "v4lue", model(ResourceKind::Kv, src));
+            let tool = if dest_kind == ResourceKind::Kv { "kv.write" } else { "transit.encrypt" };
+            let used = run(&rt, &p, &token, tool, Scope::One(dest_kind, dest.to_string()), |auth| {
+                auth.use_handle_into(&handle, dest_kind, dest).map(|v| v.to_string())
+            });
+            let launders = model(dest_kind, dest) && !model(ResourceKind::Kv, src);
+            match used {
+                Ok(v) => {
+                    prop_assert!(!launders, "{} -> {}:{} was allowed", src, dest_kind, dest);
+                    prop_assert_eq!(v, "v4lue");
+                }
+                Err(e) => {
+                    prop_assert!(launders, "{} -> {}:{} refused: {:?}", src, dest_kind, dest, e);
+                    prop_assert!(matches!(e, CallError::Denied(Denial::HandleRevealable)));
+                }
+            }
+        }
+    }
 
     #[test]
     fn serde_values_are_dropped() {
