@@ -720,7 +720,11 @@ fn ssh_principals_are_a_resource() {
         let r = sign(&mut s, principals);
         assert_eq!(r["isError"], json!(true), "{r}");
         let t = r["content"][0]["text"].as_str().unwrap_or_default();
-        assert_eq!(t, "denied: resource not granted: ssh_principal:root");
+        assert_eq!(
+            t,
+            "denied: resource not granted: ssh_principal:root \
+             (token admits ssh_principal:deploy-*)"
+        );
     }
     // None named (the role's default user) is refused when principals are restricted.
     let r = sign(&mut s, Value::Null);
@@ -735,7 +739,10 @@ fn ssh_principals_are_a_resource() {
         json!({"role": "otp-role", "ip": "127.0.0.1", "username": "ubuntu"}),
         Some(&tok),
     );
-    assert_eq!(e, "denied: resource not granted: ssh_principal:ubuntu");
+    assert_eq!(
+        e,
+        "denied: resource not granted: ssh_principal:ubuntu (token admits ssh_principal:deploy-*)"
+    );
 }
 
 /// `mcpvault policy` makes Vault a second gate: a server whose Vault token holds only
