@@ -139,8 +139,18 @@ pub enum Command {
         #[arg(long, value_name = "T", allow_hyphen_values = true)]
         token: String,
         /// Revocation list to append to (created if missing)
-        #[arg(long, value_name = "FILE")]
-        list: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "vault_kv",
+            conflicts_with = "vault_kv"
+        )]
+        list: Option<PathBuf>,
+        /// Append to the shared list in Vault instead: a KV v2 secret under KV_MOUNT
+        /// (field `ids`), with check-and-set; VAULT_ADDR and VAULT_TOKEN from the
+        /// environment
+        #[arg(long, value_name = "PATH")]
+        vault_kv: Option<String>,
         /// Revoke every block's id (the whole chain back to the root token) instead of
         /// only the last block's (this token and all derived from it)
         #[arg(long)]

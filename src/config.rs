@@ -48,6 +48,9 @@ pub struct Config {
     /// Token used when a call carries none in `_meta` (hosts that cannot set `_meta`).
     pub default_token: Option<String>,
     pub revocation_file: Option<PathBuf>,
+    /// `MCPVAULT_REVOCATION_KV`: a KV v2 secret under `KV_MOUNT` (field `ids`) that
+    /// every replica reads.
+    pub revocation_kv: Option<String>,
     pub audit_log: Option<PathBuf>,
     /// `MCPVAULT_AUDIT_SYNC`: `always` (default) or `batch`.
     pub audit_sync: SyncMode,
@@ -281,6 +284,15 @@ impl Config {
             public_keys,
             default_token,
             revocation_file: r.var("MCPVAULT_REVOCATION_FILE").map(PathBuf::from),
+            revocation_kv: match r.var("MCPVAULT_REVOCATION_KV") {
+                None => None,
+                Some(p) => {
+                    let checked = crate::paths::validate_path(&p)
+                        .map(|()| p.clone())
+                        .map_err(|e| format!("MCPVAULT_REVOCATION_KV {p:?}: {e}"));
+                    r.check(checked)
+                }
+            },
             audit_log: r.var("MCPVAULT_AUDIT_LOG").map(PathBuf::from),
             audit_sync: match r.var("MCPVAULT_AUDIT_SYNC") {
                 None => SyncMode::Always,

@@ -60,6 +60,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The shared revocation list, read once before the first call (bounded: a Vault
+    // that does not answer leaves calls refused until it does, not the server stuck).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server.prime()).await;
     let closer = server.clone();
     let result = stdio::run(
         tokio::io::stdin(),

@@ -244,17 +244,27 @@ fn run(cli: Cli) -> Outcome {
                 db: var("DB_MOUNT", &d.db),
                 ssh: var("SSH_MOUNT", &d.ssh),
                 token_role: var("MCPVAULT_VAULT_TOKEN_ROLE", &d.token_role),
+                revocation_kv: mcpvault::config::var("MCPVAULT_REVOCATION_KV"),
             };
             emit(mcpvault::policy::hcl(&subject, &granted, &patterns, &mounts).trim_end())
         }
-        Command::Revoke { token, list, all } => {
+        Command::Revoke {
+            token,
+            list,
+            vault_kv,
+            all,
+        } => {
             let info = token::inspect(&read_token(&token)?).map_err(unreadable)?;
             let ids: Vec<String> = if all {
                 info.revocation_ids
             } else {
                 info.revocation_ids.last().cloned().into_iter().collect()
             };
-            append_ids(&list, &ids)?;
+            match (list, vault_kv) {
+                (Some(list), _) => append_ids(&list, &ids)?,
+                (None, Some(path)) => append_vault(&path, &ids)?,
+                (None, None) => return Err(usage("give --list FILE or --vault-kv PATH")),
+            }
             emit(&ids.join("\n"))
         }
         Command::Audit {
@@ -301,6 +311,22 @@ fn run(cli: Cli) -> Outcome {
 
 /// A token that cannot even be read is bad input (exit 2), not a policy decision,
 /// for the commands that only read tokens.
+/// `revoke --vault-kv`: the shared list every server reads (`MCPVAULT_REVOCATION_KV`).
+fn append_vault(path: &str, ids: &[String]) -> Result<(), Failure> {
+    mcpvault::paths::validate_path(path).map_err(|e| usage(format!("--vault-kv {path:?}: {e}")))?;
+    let mount = mcpvault::config::var("KV_MOUNT").unwrap_or_else(|| "secret".into());
+    let vault = mcpvault::backend::vault::Vault::from_env();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("cannot start a runtime: {e}")))?;
+    rt.block_on(mcpvault::server::revocation::append_shared(
+        &vault, &mount, path, ids,
+    ))
+    .map(|_| ())
+    .map_err(|e| Failure::Failed(format!("revoke: {e}")))
+}
+
 fn unreadable(d: Denial) -> Failure {
     usage(format!("unreadable token: {d}"))
 }

@@ -12,7 +12,7 @@ mod kv;
 pub mod pipeline;
 pub mod ratelimit;
 mod resources;
-mod revocation;
+pub mod revocation;
 mod ssh;
 pub mod stdio;
 mod transit;
@@ -51,6 +51,31 @@ pub(crate) struct Ctx {
     pub kms: Kms,
 }
 
+impl Ctx {
+    /// One read of the shared revocation list (`MCPVAULT_REVOCATION_KV`), if set. A
+    /// deleted or destroyed list is an error, not an empty list: deleting it must not
+    /// resurrect the tokens it names.
+    async fn read_shared_revocations(&self) {
+        let Some(path) = self.pipeline.shared_revocation_path() else {
+            return;
+        };
+        use crate::backend::vault::KvRead;
+        let read = match self.vault.kv_read(&self.cfg.kv_mount, path, None).await {
+            Ok(KvRead::Found(s)) => match s.data.get("ids") {
+                None => Ok(Some(String::new())),
+                Some(Value::String(ids)) => Ok(Some(ids.clone())),
+                Some(_) => Err("field `ids` is not a string".to_string()),
+            },
+            Ok(KvRead::Missing) => Ok(None),
+            Ok(KvRead::Deleted { .. }) | Ok(KvRead::Destroyed { .. }) => {
+                Err("its current version is deleted".to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        self.pipeline.set_shared_revocations(read);
+    }
+}
+
 #[derive(Clone)]
 pub struct McpVault {
     ctx: Arc<Ctx>,
@@ -83,6 +108,7 @@ impl McpVault {
                 tick.tick().await;
                 let Some(ctx) = ctx.upgrade() else { break };
                 let kv = &ctx.cfg.kv_mount;
+                ctx.read_shared_revocations().await;
                 // Handles go with their expiry or their token's revocation.
                 let revoked = ctx.pipeline.revocations().ok();
                 ctx.pipeline.sweep_handles(revoked.as_deref());
@@ -150,6 +176,12 @@ impl McpVault {
         };
         Self::watch_revocations(Arc::downgrade(&server.ctx));
         Ok(server)
+    }
+
+    /// Before serving: the first read of the shared revocation list, so the first calls
+    /// are not refused for want of it (they are, if Vault cannot be read).
+    pub async fn prime(&self) {
+        self.ctx.read_shared_revocations().await;
     }
 
     /// At exit: sign what the audit log holds since its last checkpoint.

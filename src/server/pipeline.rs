@@ -456,7 +456,10 @@ impl Pipeline {
                 verifier: Verifier::new(cfg.public_keys.clone(), VerifierConfig::default())
                     .map_err(|e| e.to_string())?,
                 subject: cfg.subject.clone(),
-                revocation: RevocationSource::new(cfg.revocation_file.clone()),
+                revocation: RevocationSource::new(
+                    cfg.revocation_file.clone(),
+                    cfg.revocation_kv.clone(),
+                ),
                 handles: Handles::new(cfg.handle_ttl),
                 reveal_never: cfg.reveal_never,
             }),
@@ -470,6 +473,16 @@ impl Pipeline {
     /// The current revocation list (for revoking what revoked tokens obtained).
     pub fn revocations(&self) -> Result<Arc<crate::token::RevocationSet>, String> {
         self.shared.revocation.current()
+    }
+
+    /// Where the shared revocation list lives (`MCPVAULT_REVOCATION_KV`), if set.
+    pub fn shared_revocation_path(&self) -> Option<&str> {
+        self.shared.revocation.shared_path()
+    }
+
+    /// Hands over one read of the shared revocation list.
+    pub fn set_shared_revocations(&self, read: Result<Option<String>, String>) {
+        self.shared.revocation.set_shared(read);
     }
 
     /// Zeroes and drops expired handles and those of tokens in `revoked`.

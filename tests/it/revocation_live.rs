@@ -178,3 +178,101 @@ fn a_same_size_rewrite_with_the_old_mtime_is_still_noticed() {
     let took = until(&mut s, &a, Instant::now(), |t| t == "denied: revoked");
     assert!(took <= NOTICE, "took {took:?}");
 }
+
+/// The list shared through Vault (`MCPVAULT_REVOCATION_KV`): a revocation written by
+/// `mcpvault revoke --vault-kv` reaches two running servers (replicas) within 5 s
+/// while the parent keeps working; two revokers at once both land (check-and-set).
+#[test]
+fn a_revocation_shared_through_vault_reaches_every_replica() {
+    use crate::devstack::{bao, stack, unique};
+    let list = format!("mcpvault/revoked-{}", unique("t"));
+    let env = [("MCPVAULT_REVOCATION_KV", list.as_str())];
+    let mut replicas = [Server::start(SUBJECT, &env), Server::start(SUBJECT, &env)];
+    let parent = token_for(SUBJECT, None, &[]);
+    let child = |n: u64| {
+        attenuate(
+            &parent,
+            None,
+            &AttenuateSpec {
+                ttl: Some(Duration::from_secs(600 + n)),
+                ..AttenuateSpec::default()
+            },
+        )
+        .expect("attenuate")
+    };
+    let (c1, c2) = (child(1), child(2));
+    let kv = |s: &mut Server, t: &str| {
+        text(&s.call("kv.list", json!({"prefix": "none-here/"}), Some(t)))
+    };
+    for s in replicas.iter_mut() {
+        assert!(!kv(s, &c1).starts_with("denied"), "before: {}", kv(s, &c1));
+    }
+    // Two revokers at once, each from its own process.
+    let revoke = |t: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcpvault"));
+        for (k, v) in stack() {
+            cmd.env(k, v);
+        }
+        cmd.args(["revoke", "--token", t, "--vault-kv", &list])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn mcpvault revoke")
+    };
+    let (a, b) = (revoke(&c1), revoke(&c2));
+    for p in [a, b] {
+        let out = p.wait_with_output().expect("revoke");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (code, body) = bao("GET", &format!("secret/data/{list}"), None);
+    assert_eq!(code, 200, "{body}");
+    let ids = body["data"]["data"]["ids"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for t in [&c1, &c2] {
+        assert!(
+            ids.contains(&last_revocation_id(t)),
+            "an id was lost: {ids}"
+        );
+    }
+    let started = Instant::now();
+    for s in replicas.iter_mut() {
+        for t in [&c1, &c2] {
+            let seen = poll_until(POLL, || (kv(s, t) == "denied: revoked").then_some(()));
+            assert!(seen.is_some(), "not revoked after {:?}", started.elapsed());
+        }
+        assert!(
+            !kv(s, &parent).starts_with("denied"),
+            "the parent was revoked too"
+        );
+    }
+}
+
+/// A shared list that cannot be read at start: every token call is refused (there is
+/// no last good list to fall back on), and the reason is given.
+#[test]
+fn an_unreadable_shared_list_fails_closed() {
+    let dead = dead_url();
+    let mut s = Server::spawn_bare(
+        SUBJECT,
+        &[
+            ("VAULT_ADDR", dead.as_str()),
+            ("VAULT_TOKEN", "revocation-test"),
+            ("MCPVAULT_REVOCATION_KV", "mcpvault/revoked"),
+        ],
+    );
+    s.initialize();
+    let t = kv_read(&mut s, &token_for(SUBJECT, None, &[]));
+    assert!(
+        t.starts_with(
+            "denied: revocation list unavailable, failing closed \
+             (shared revocation list mcpvault/revoked: unreachable"
+        ),
+        "{t}"
+    );
+}

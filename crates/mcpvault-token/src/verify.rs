@@ -109,6 +109,11 @@ impl RevocationSet {
         self.ids.contains(id)
     }
 
+    /// Every id of `self` and `other`, as a new set (with its own generation).
+    pub fn union(&self, other: &RevocationSet) -> RevocationSet {
+        Self::new(self.ids.iter().chain(&other.ids).cloned())
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }
