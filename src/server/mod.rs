@@ -47,8 +47,9 @@ pub(crate) type Family = (ToolRouter<McpVault>, &'static [(&'static str, ScopeFn
 pub(crate) struct Ctx {
     pub cfg: Config,
     pub pipeline: Pipeline,
-    pub vault: Vault,
-    pub kms: Kms,
+    /// Shared by the subjects one `mcpvault-http` process serves (one Vault login).
+    pub vault: Arc<Vault>,
+    pub kms: Arc<Kms>,
 }
 
 impl Ctx {
@@ -134,6 +135,13 @@ impl McpVault {
     }
 
     pub fn new(mut cfg: Config) -> Result<Self, String> {
+        let vault = Vault::new(std::mem::replace(&mut cfg.vault, Err(String::new())));
+        let kms = Kms::new(cfg.kms_legacy_endpoint.clone());
+        Self::with_backends(cfg, Arc::new(vault), Arc::new(kms))
+    }
+
+    /// A server for `cfg.subject` on backends it shares with others.
+    pub fn with_backends(cfg: Config, vault: Arc<Vault>, kms: Arc<Kms>) -> Result<Self, String> {
         let pipeline = Pipeline::new(&cfg)?;
         if cfg.audit_key.is_some() {
             // Sign the chain head every few seconds while entries keep coming; the
@@ -152,8 +160,6 @@ impl McpVault {
                 });
             }
         }
-        let vault = Vault::new(std::mem::replace(&mut cfg.vault, Err(String::new())));
-        let kms = Kms::new(cfg.kms_legacy_endpoint.clone());
         let mut tool_router = ToolRouter::new();
         for (router, _) in Self::families() {
             tool_router += router;

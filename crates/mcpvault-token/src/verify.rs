@@ -273,6 +273,24 @@ impl Verifier {
         self.decide(token, req, revoked, None)
     }
 
+    /// What a token says about itself once its signature chain is checked, without
+    /// a request (no tool, resource, time or revocation decision: callers authorize
+    /// each call as usual). For routing a call to the subject the token names.
+    pub fn facts(&self, token: &str) -> Result<AuthorizedFacts, Denial> {
+        let text = token.trim();
+        if text.is_empty() {
+            return Err(Denial::NoToken);
+        }
+        if text.len() > MAX_TOKEN_BYTES {
+            return Err(decode_token(text).err().unwrap_or(Denial::NoToken));
+        }
+        let verified = self.verified(text)?;
+        match &verified.defect {
+            Some(d) => Err(d.clone()),
+            None => Ok(verified.facts.clone()),
+        }
+    }
+
     /// Whether `token`, authorized for `req`, may also see in clear a secret value
     /// read from `target`: the authority block must grant reveal on it, and every
     /// later block's reveal narrowing must admit it (together with all the checks the
