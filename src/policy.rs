@@ -86,7 +86,14 @@ pub fn hcl(subject: &str, tools: &[String], resources: &[ResourcePattern], m: &M
                 for g in globs(resources, ResourceKind::Kv) {
                     let at = |engine_path: &str| format!("{}/{engine_path}/{ns}/{g}", m.kv);
                     match op {
-                        "read" => grant(at("data"), &["read"]),
+                        // Metadata too: a wrapped read checks the version first.
+                        "read" => {
+                            grant(at("data"), &["read"]);
+                            grant(at("metadata"), &["read"]);
+                        }
+                        "metadata" => grant(at("metadata"), &["read"]),
+                        // Reads the current version, writes the next (check-and-set).
+                        "generate" => grant(at("data"), &["read", "create", "update"]),
                         "write" => grant(at("data"), &["create", "update"]),
                         "list" => grant(at("metadata"), &["list"]),
                         "delete" => grant(at("data"), &["delete"]),
@@ -173,6 +180,22 @@ mod tests {
 
     fn mounts() -> Mounts {
         Mounts::default()
+    }
+
+    #[test]
+    fn rotation_and_metadata_paths() {
+        let tools: Vec<String> = ["kv.metadata", "kv.generate"].map(String::from).to_vec();
+        let h = hcl("agentA", &tools, &[], &mounts());
+        assert!(
+            h.contains("path \"secret/metadata/mcp/agentA/*\" {\n  capabilities = [\"read\"]"),
+            "{h}"
+        );
+        assert!(
+            h.contains(
+                "path \"secret/data/mcp/agentA/*\" {\n  capabilities = [\"read\", \"create\", \"update\"]"
+            ),
+            "{h}"
+        );
     }
 
     #[test]

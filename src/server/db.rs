@@ -15,6 +15,7 @@ use crate::error::CallError;
 use crate::paths::validate_path;
 use crate::token::ResourceKind;
 
+use super::kv::{wrap_ttl, Wrapped};
 use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
@@ -69,6 +70,10 @@ const MAX_INCREMENT_SECS: u64 = 365 * 24 * 3600;
 pub struct IssueArgs {
     /// Database role name configured in Vault, e.g. `readonly`.
     pub role: String,
+    /// Seconds: instead of the credentials, return a single-use Vault wrapping token
+    /// for a consumer outside this conversation (see `wrap_token`). Capped at the
+    /// token's remaining lifetime; the credentials' lease still ends with the token.
+    pub wrap_ttl: Option<u64>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -84,6 +89,16 @@ pub struct IssueResult {
     /// that obtained it does (Vault revokes it with the token's child token).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capped_to_seconds: Option<u64>,
+}
+
+/// db.issue_creds's answer: the credentials, or with `wrap_ttl` the wrapping token
+/// instead.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IssueOutput {
+    #[serde(flatten)]
+    pub creds: Option<IssueResult>,
+    #[serde(flatten)]
+    pub wrapped: Option<Wrapped>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -135,9 +150,21 @@ impl McpVault {
     pub async fn db_issue_creds(
         &self,
         Extension(auth): Extension<Arc<Authorized>>,
-        // The role comes from `auth` (the authorized scope); the type gives the schema.
-        Parameters(_): Parameters<IssueArgs>,
-    ) -> Result<Json<IssueResult>, CallError> {
+        Parameters(a): Parameters<IssueArgs>,
+    ) -> Result<Json<IssueOutput>, CallError> {
+        if let Some(ttl) = a.wrap_ttl {
+            return self.db_issue_wrapped(&auth, ttl).await.map(Json);
+        }
+        let Json(creds) = self.db_issue_plain(auth).await?;
+        Ok(Json(IssueOutput {
+            creds: Some(creds),
+            wrapped: None,
+        }))
+    }
+
+    /// db.issue_creds without wrapping. The role comes from `auth` (the authorized
+    /// scope), not from the arguments.
+    async fn db_issue_plain(&self, auth: Arc<Authorized>) -> Result<Json<IssueResult>, CallError> {
         // The lease belongs to a Vault child token made for this capability token:
         // it ends when the capability does, and dies when it is revoked.
         let child = self
@@ -234,5 +261,44 @@ impl McpVault {
             lease_id: a.lease_id,
             revoked: true,
         }))
+    }
+}
+
+impl McpVault {
+    /// db.issue_creds with `wrap_ttl`. The request goes through the capability's child
+    /// token as without wrapping: Vault registers the lease against the requesting
+    /// token before it wraps the response, so the credentials still end when the
+    /// capability token does (or is revoked), whoever unwraps them and whenever. The
+    /// wrapping token itself is cut to the capability's remaining lifetime too.
+    async fn db_issue_wrapped(
+        &self,
+        auth: &Authorized,
+        asked: u64,
+    ) -> Result<IssueOutput, CallError> {
+        const OP: &str = "db.issue_creds";
+        let ttl = wrap_ttl(auth, asked)?;
+        let child = self
+            .vault()
+            .child_token(
+                &self.cfg().vault_token_role,
+                &self.cfg().kv_mount,
+                &auth.chain,
+                auth.remaining_secs(),
+            )
+            .await
+            .map_err(|e| e.at(OP))?;
+        let w = self
+            .vault()
+            .db_creds_wrapped(&self.cfg().db_mount, auth.named()?, &child, ttl)
+            .await
+            .map_err(|e| e.at(OP))?;
+        Ok(IssueOutput {
+            creds: None,
+            wrapped: Some(Wrapped {
+                wrap_ttl: w.ttl,
+                creation_path: w.creation_path,
+                wrap_token: auth.secret(w.token)?,
+            }),
+        })
     }
 }

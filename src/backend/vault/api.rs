@@ -6,7 +6,7 @@ use rustify::enums::RequestMethod;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::{Envelope, Raw, Vault, VaultError};
+use super::{Envelope, Raw, Vault, VaultError, WrapInfo};
 
 // ------------------------------------------------------------------ KV v2 --
 
@@ -180,6 +180,85 @@ impl Vault {
             json!({ "versions": versions }),
         );
         self.call::<Value>(req).await.map(|_| ())
+    }
+}
+
+// ---------------------------------------------- KV v2 metadata, wrapping --
+
+/// `GET {mount}/metadata/{path}`: versions and times, never a value.
+#[derive(Debug, Deserialize)]
+pub struct KvMeta {
+    #[serde(default)]
+    pub current_version: u64,
+    #[serde(default)]
+    pub created_time: Option<String>,
+    #[serde(default)]
+    pub updated_time: Option<String>,
+    #[serde(default)]
+    pub custom_metadata: Option<Map<String, Value>>,
+    /// Version number (a decimal string in Vault's JSON) -> its metadata.
+    #[serde(default)]
+    pub versions: std::collections::BTreeMap<String, KvVersionMeta>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KvVersionMeta {
+    #[serde(default)]
+    pub created_time: Option<String>,
+    #[serde(default)]
+    pub deletion_time: Option<String>,
+    #[serde(default)]
+    pub destroyed: bool,
+}
+
+fn wrapped<T>(env: Envelope<T>) -> Result<WrapInfo, VaultError> {
+    env.wrap_info
+        .filter(|w| !w.token.is_empty())
+        .ok_or_else(|| VaultError::Decode("the response was not wrapped".into()))
+}
+
+impl Vault {
+    /// The secret's metadata; `None` when there is no secret at `path`.
+    pub async fn kv_metadata(&self, mount: &str, path: &str) -> Result<Option<KvMeta>, VaultError> {
+        match self
+            .call::<KvMeta>(Raw::get(format!("{mount}/metadata/{path}")))
+            .await
+        {
+            Ok(env) => Ok(env.data),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET {mount}/data/{path}[?version=N]` wrapped for `ttl_secs`: the server never
+    /// parses the data. Vault wraps a deleted version's 404 body too, so the caller
+    /// checks the version first (`kv_metadata`).
+    pub async fn kv_read_wrapped(
+        &self,
+        mount: &str,
+        path: &str,
+        version: Option<u64>,
+        ttl_secs: u64,
+    ) -> Result<WrapInfo, VaultError> {
+        let mut req = Raw::get(format!("{mount}/data/{path}")).wrap(ttl_secs);
+        if let Some(v) = version {
+            req = req.query(format!("version={v}"));
+        }
+        wrapped(self.call::<Value>(req).await?)
+    }
+
+    /// `GET {mount}/creds/{role}` as `as_token` (the capability's child token), wrapped
+    /// for `ttl_secs`. Vault registers the lease against the requesting token before
+    /// it wraps the response, so the lease still dies with the child token.
+    pub async fn db_creds_wrapped(
+        &self,
+        mount: &str,
+        role: &str,
+        as_token: &str,
+        ttl_secs: u64,
+    ) -> Result<WrapInfo, VaultError> {
+        let req = Raw::get(format!("{mount}/creds/{role}")).wrap(ttl_secs);
+        wrapped(self.send::<Value>(as_token, &req).await?)
     }
 }
 

@@ -27,7 +27,8 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 pub use api::{
-    CertType, DbCreds, Health, KvRead, KvSecret, Lease, SignOpts, SshOtp, SshRoleTtls, SshSigned,
+    CertType, DbCreds, Health, KvMeta, KvRead, KvSecret, KvVersionMeta, Lease, SignOpts, SshOtp,
+    SshRoleTtls, SshSigned,
 };
 use session::{Login, SessionCache};
 
@@ -191,6 +192,9 @@ pub struct Envelope<T> {
     pub renewable: bool,
     #[serde(default)]
     pub auth: Option<AuthInfo>,
+    /// Present when the request asked for response wrapping (`Raw::wrap`).
+    #[serde(default)]
+    pub wrap_info: Option<WrapInfo>,
 }
 
 fn none<T>() -> Option<T> {
@@ -205,6 +209,7 @@ impl<T> Default for Envelope<T> {
             lease_duration: 0,
             renewable: false,
             auth: None,
+            wrap_info: None,
         }
     }
 }
@@ -231,6 +236,27 @@ impl std::fmt::Debug for AuthInfo {
     }
 }
 
+/// The `wrap_info` block of a wrapped response: a single-use token that unwraps
+/// (`sys/wrapping/unwrap`) to the response Vault would have sent.
+#[derive(Deserialize)]
+pub struct WrapInfo {
+    pub token: String,
+    #[serde(default)]
+    pub ttl: u64,
+    #[serde(default)]
+    pub creation_path: String,
+}
+
+impl std::fmt::Debug for WrapInfo {
+    // The wrapping token is a credential: never through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapInfo")
+            .field("ttl", &self.ttl)
+            .field("creation_path", &self.creation_path)
+            .finish_non_exhaustive()
+    }
+}
+
 /// One raw Vault request. The path is split on '/' and each segment is
 /// percent-encoded by rustify, so a validated name cannot change the route.
 #[derive(Clone)]
@@ -239,6 +265,8 @@ pub(crate) struct Raw {
     path: String,
     query: Option<String>,
     body: Option<Vec<u8>>,
+    /// Response wrapping TTL (seconds) for the `X-Vault-Wrap-TTL` header.
+    wrap: Option<u64>,
 }
 
 impl Raw {
@@ -248,6 +276,7 @@ impl Raw {
             path: path.into(),
             query: None,
             body: None,
+            wrap: None,
         }
     }
 
@@ -265,6 +294,12 @@ impl Raw {
 
     pub(crate) fn query(mut self, q: String) -> Self {
         self.query = Some(q);
+        self
+    }
+
+    /// Ask Vault to wrap the response in a single-use token living `ttl_secs`.
+    pub(crate) fn wrap(mut self, ttl_secs: u64) -> Self {
+        self.wrap = Some(ttl_secs);
         self
     }
 
@@ -449,7 +484,9 @@ impl Vault {
         let middle = EndpointMiddleware {
             token: token.to_string(),
             version: client.middle.version.clone(),
-            wrap: None,
+            // A number, so always a valid header value (the middleware panics on
+            // invalid ones).
+            wrap: req.wrap.map(|s| format!("{s}s")),
             namespace: client.middle.namespace.clone(),
         };
         let resp = req

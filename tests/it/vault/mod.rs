@@ -2,4 +2,5 @@
 //! that count OpenBao's audit log live in the `stack_exclusive` test binary.
 
 mod backend;
+mod rotation;
 mod tools;

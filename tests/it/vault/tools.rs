@@ -9,13 +9,15 @@ use serde_json::{json, Value};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-const VAULT_TOOLS: [&str; 17] = [
+const VAULT_TOOLS: [&str; 19] = [
     "kv.read",
     "kv.write",
     "kv.list",
     "kv.delete",
     "kv.undelete",
     "kv.destroy",
+    "kv.metadata",
+    "kv.generate",
     "transit.encrypt",
     "transit.decrypt",
     "transit.sign",
@@ -51,7 +53,8 @@ fn tools_list_has_every_vault_tool_with_schemas_and_hints() {
         );
         let a = &t["annotations"];
         let destructive = matches!(name, "kv.delete" | "kv.destroy" | "db.revoke");
-        let read_only = name == "kv.read" || name == "kv.list" || name.starts_with("transit.");
+        let read_only =
+            matches!(name, "kv.read" | "kv.list" | "kv.metadata") || name.starts_with("transit.");
         assert_eq!(a["readOnlyHint"], json!(read_only), "{name}: {a}");
         if !read_only {
             assert_eq!(a["destructiveHint"], json!(destructive), "{name}: {a}");
