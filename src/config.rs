@@ -372,6 +372,8 @@ mod tests {
             ("KV_MOUNT", "../x"),
             ("MCPVAULT_RATE_LIMIT", "fast"),
             ("MCPVAULT_MAX_MESSAGE_BYTES", "-1"),
+            ("MCPVAULT_REVEAL", "always"),
+            ("MCPVAULT_HANDLE_TTL", "0"),
         ])
         .unwrap_err();
         let all = e.join("\n");
@@ -381,10 +383,12 @@ mod tests {
             "KV_MOUNT",
             "MCPVAULT_RATE_LIMIT",
             "MCPVAULT_MAX_MESSAGE_BYTES",
+            "MCPVAULT_REVEAL \"always\" must be `never`",
+            "MCPVAULT_HANDLE_TTL \"0\" must be 1 to 86400 seconds",
         ] {
             assert!(all.contains(want), "{want} missing from:\n{all}");
         }
-        assert_eq!(e.len(), 5, "{all}");
+        assert_eq!(e.len(), 7, "{all}");
     }
 
     #[test]

@@ -67,7 +67,7 @@ devstack_env
 
 KEY=$WORK/root.json
 PUB=$("$CLI" keygen --output "$KEY" 2>/dev/null)
-TOKEN=$("$CLI" mint --key "$KEY" --subject agentA --tools kv.read --resource 'kv:bench/*' --ttl 3600)
+TOKEN=$("$CLI" mint --key "$KEY" --subject agentA --tools kv.read --resource 'kv:bench/*' --reveal 'kv:bench/*' --ttl 3600)
 KV_PATH=bench/x
 
 # A Vault token from the same AppRole for the raw HTTP baseline; seed the secret.

@@ -96,13 +96,14 @@ echo "  public key: $(short "$PUB") (private key stays in $KEY, mode $(stat -c %
 
 MINT_ARGS=(--key "$KEY" --subject agentA --issuer demo --ttl 900
   --tools 'kv.*,transit.*,kms.*'
-  --resource 'kv:app/*' --resource 'transit:app-*' --resource 'kms:alias/app')
+  --resource 'kv:app/*' --resource 'transit:app-*' --resource 'kms:alias/app'
+  --reveal 'kv:app/*' --reveal 'transit:app-*' --reveal 'kms:alias/app')
 echo "  \$ mcpvault mint ${MINT_ARGS[*]}"
 TOKEN=$("$CLI" mint "${MINT_ARGS[@]}")
 echo "  token (full, agentA): $(short "$TOKEN") (${#TOKEN} chars)"
 
-echo "  \$ mcpvault attenuate --token - --pubkey <pub> --tools kv.read --ttl 600"
-TOKEN_RO=$(printf '%s' "$TOKEN" | "$CLI" attenuate --token - --pubkey "$PUB" --tools kv.read --ttl 600)
+echo "  \$ mcpvault attenuate --token - --pubkey <pub> --tools kv.read --ttl 600 --reveal none"
+TOKEN_RO=$(printf '%s' "$TOKEN" | "$CLI" attenuate --token - --pubkey "$PUB" --tools kv.read --ttl 600 --reveal none)
 echo "  token (read-only):    $(short "$TOKEN_RO") (${#TOKEN_RO} chars)"
 
 TOKEN_B=$("$CLI" mint --key "$KEY" --subject agentB --tools 'kv.*' --ttl 900)

@@ -203,6 +203,11 @@ async def main() -> int:
                                     "attenuated (kv.read only) token cannot kv.write")
                 r = await expect_ok(session, "kv.read", {"path": path}, token_ro, "read-only",
                                     "attenuated token can still kv.read app/")
+                if not r.is_error:
+                    pw = str((r.structured.get("data") or {}).get("password", ""))
+                    expect(pw.startswith("mcpvault:handle:") and secret_value not in str(r.structured),
+                           "without reveal (--reveal none) the value is a handle, never the secret",
+                           f"password={pw[:24]}…")
                 await expect_denied(session, "kv.read", {"path": "billing/key"}, token, "full",
                                     "resource not granted",
                                     "path outside app/ (token limited to kv:app/*)")

@@ -121,7 +121,9 @@ impl McpVault {
     #[tool(
         name = "db.issue_creds",
         description = "Create a fresh, short-lived database user for a Vault database role. \
-                       Returns username, password and a lease: renew it with db.renew, and call \
+                       Returns username, password (a handle `mcpvault:handle:<id>` unless your \
+                       token may reveal this role's passwords: use it in http.request \
+                       placeholders without seeing it) and a lease: renew it with db.renew, and call \
                        db.revoke when done so the user is dropped.",
         annotations(
             read_only_hint = false,
@@ -157,7 +159,7 @@ impl McpVault {
         let capped_to_seconds = remaining.filter(|&r| c.lease.lease_duration > r);
         Ok(Json(IssueResult {
             username: c.username,
-            password: c.password,
+            password: auth.secret(c.password)?,
             lease_id: c.lease.lease_id,
             lease_duration: capped_to_seconds.unwrap_or(c.lease.lease_duration),
             renewable: c.lease.renewable,

@@ -44,6 +44,8 @@ pub struct Source {
 
 struct Entry {
     value: Zeroizing<String>,
+    /// The value is base64 of bytes (a decrypted plaintext), not text.
+    binary: bool,
     source: Source,
     /// Revocation ids (hex) of the creating token's blocks, authority first.
     lineage: Vec<String>,
@@ -63,8 +65,37 @@ pub struct Handles {
 
 /// A resolved handle: its value (zeroed when dropped) and where it came from.
 pub struct Resolved {
+    /// As the result field held it (base64 when `binary`).
     pub value: Zeroizing<String>,
+    pub binary: bool,
     pub source: Source,
+}
+
+impl Resolved {
+    /// The value as text: what a header, a body or a KV field receives. A binary
+    /// value (a decrypted plaintext) is decoded, and must be UTF-8.
+    pub fn text(&self) -> Result<Zeroizing<String>, CallError> {
+        if !self.binary {
+            return Ok(self.value.clone());
+        }
+        let bytes = self.bytes()?;
+        std::str::from_utf8(&bytes)
+            .map(|t| Zeroizing::new(t.to_string()))
+            .map_err(|_| CallError::invalid("the handle holds binary data, not text"))
+    }
+
+    /// The value as bytes: what an encryption receives as plaintext.
+    pub fn bytes(&self) -> Result<Zeroizing<Vec<u8>>, CallError> {
+        use base64::engine::general_purpose::STANDARD;
+        if self.binary {
+            STANDARD
+                .decode(self.value.as_bytes())
+                .map(Zeroizing::new)
+                .map_err(|_| CallError::invalid("the handle's value is not base64"))
+        } else {
+            Ok(Zeroizing::new(self.value.as_bytes().to_vec()))
+        }
+    }
 }
 
 fn now_secs() -> u64 {
@@ -104,6 +135,7 @@ impl Handles {
     pub fn issue(
         &self,
         value: String,
+        binary: bool,
         source: Source,
         lineage: &[String],
         token_expiry: Option<u64>,
@@ -131,6 +163,7 @@ impl Handles {
             id.clone(),
             Slot::Live(Entry {
                 value,
+                binary,
                 source,
                 lineage: lineage.to_vec(),
                 expires_at,
@@ -162,6 +195,7 @@ impl Handles {
         }
         Ok(Resolved {
             value: entry.value.clone(),
+            binary: entry.binary,
             source: entry.source.clone(),
         })
     }
@@ -255,7 +289,7 @@ mod tests {
     fn bound_to_the_creator_and_its_descendants() {
         let h = Handles::new(Duration::from_secs(60));
         let handle = h
-            .issue("s3cret".into(), src(), &ids(&["aa", "bb"]), None)
+            .issue("s3cret".into(), false, src(), &ids(&["aa", "bb"]), None)
             .expect("issue");
         assert!(is_handle(&handle), "{handle}");
         let ok = |l: &[&str]| h.resolve(&handle, &ids(l)).map(|r| r.value.to_string());
@@ -277,23 +311,35 @@ mod tests {
         let lineage = ids(&["aa"]);
         // The creator expired a second ago: so did the handle.
         let past = now_secs() - 1;
-        let dead = h.issue("v".into(), src(), &lineage, Some(past)).expect("issue");
-        assert_eq!(h.resolve(&dead, &lineage).err(), Some(Denial::HandleExpired));
-        let live = h.issue("v".into(), src(), &lineage, None).expect("issue");
+        let dead = h
+            .issue("v".into(), false, src(), &lineage, Some(past))
+            .expect("issue");
+        assert_eq!(
+            h.resolve(&dead, &lineage).err(),
+            Some(Denial::HandleExpired)
+        );
+        let live = h
+            .issue("v".into(), false, src(), &lineage, None)
+            .expect("issue");
         h.sweep(Some(&RevocationSet::new([vec![0xaa]])));
-        assert_eq!(h.resolve(&live, &lineage).err(), Some(Denial::UnknownHandle));
+        assert_eq!(
+            h.resolve(&live, &lineage).err(),
+            Some(Denial::UnknownHandle)
+        );
         assert_eq!(h.live(), 0);
     }
 
     #[test]
     fn placeholders_are_found_or_refused() {
         let h = Handles::new(Duration::from_secs(60));
-        let a = h.issue("x".into(), src(), &[], None).expect("issue");
+        let a = h.issue("x".into(), false, src(), &[], None).expect("issue");
         let text = format!("Bearer {{{{{a}}}}} and {{{{{a}}}}}");
         let found = placeholders(&text).expect("placeholders");
         assert_eq!(found.len(), 2);
         assert_eq!(&text[found[0].0.clone()], format!("{{{{{a}}}}}"));
-        assert!(placeholders("no placeholder {{here}}").expect("none").is_empty());
+        assert!(placeholders("no placeholder {{here}}")
+            .expect("none")
+            .is_empty());
         for bad in [
             "{{mcpvault:handle:short}}",
             &format!("{{{{{a}"),

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::error::CallError;
 use crate::token::ResourceKind;
 
+use super::handles::is_handle;
 use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
@@ -309,7 +310,9 @@ impl McpVault {
     // read-only: hosts often auto-approve read-only tools.
     #[tool(
         name = "kms.encrypt",
-        description = "Encrypt up to 4 KB of data (base64) under an AWS KMS key. Returns a base64 \
+        description = "Encrypt up to 4 KB of data (base64, or a whole handle \
+                       `mcpvault:handle:<id>` whose value you have not seen) under an AWS KMS \
+                       key. Returns a base64 \
                        ciphertext blob for kms.decrypt. key_id defaults to the server's key; an \
                        optional encryption_context (string pairs) must be repeated to decrypt. \
                        Each call yields a different ciphertext.",
@@ -325,8 +328,19 @@ impl McpVault {
         Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<KmsEncryptArgs>,
     ) -> Result<Json<KmsEncryptResult>, CallError> {
-        let plaintext = decode("plaintext", &a.plaintext, MAX_PLAINTEXT)?;
         let key = authorized_key(&auth)?;
+        // A handle as the whole plaintext: see transit.encrypt.
+        let plaintext = if is_handle(&a.plaintext) {
+            let bytes = auth.use_handle_bytes_into(&a.plaintext, ResourceKind::Kms, key)?;
+            if bytes.len() > MAX_PLAINTEXT {
+                return Err(invalid(format!(
+                    "the handle's value is over {MAX_PLAINTEXT} bytes, too long for KMS"
+                )));
+            }
+            bytes.to_vec()
+        } else {
+            decode("plaintext", &a.plaintext, MAX_PLAINTEXT)?
+        };
         let out = self
             .ctx
             .kms
@@ -341,7 +355,9 @@ impl McpVault {
     #[tool(
         name = "kms.decrypt",
         description = "Decrypt a base64 ciphertext blob from kms.encrypt or kms.generate_data_key \
-                       with an AWS KMS key. Returns the plaintext as base64. Give the same key_id \
+                       with an AWS KMS key. Returns the plaintext as base64, or a handle \
+                       (`mcpvault:handle:<id>`, usable without seeing it) unless your token may \
+                       reveal it. Give the same key_id \
                        (or omit it for the server's default key) and exactly the same \
                        encryption_context as at encryption.",
         annotations(
@@ -363,7 +379,7 @@ impl McpVault {
             .decrypt(auth.resource(), ciphertext, a.encryption_context)
             .await?;
         Ok(Json(KmsDecryptResult {
-            plaintext: encode(&out.plaintext),
+            plaintext: auth.secret_b64(encode(&out.plaintext))?,
             key_id: out.key_id,
         }))
     }
@@ -371,8 +387,8 @@ impl McpVault {
     #[tool(
         name = "kms.generate_data_key",
         description = "Generate a data key for envelope encryption under a symmetric AWS KMS key. \
-                       Returns the key in the clear (plaintext, base64: use it locally, never \
-                       store it) and wrapped (ciphertext, base64: store it; kms.decrypt recovers \
+                       Returns the key in the clear (plaintext, base64, or a handle unless your \
+                       token may reveal it: use it locally, never store it) and wrapped (ciphertext, base64: store it; kms.decrypt recovers \
                        the key). Size: key_spec AES_256 (default) or AES_128, or number_of_bytes \
                        1-1024.",
         annotations(
@@ -407,7 +423,7 @@ impl McpVault {
             .generate_data_key(key, size, a.encryption_context)
             .await?;
         Ok(Json(KmsGenerateDataKeyResult {
-            plaintext: encode(&out.plaintext),
+            plaintext: auth.secret_b64(encode(&out.plaintext))?,
             ciphertext: encode(&out.ciphertext),
             key_id: out.key_id,
         }))

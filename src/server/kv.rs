@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::backend::vault::{KvRead, VaultError};
 use crate::config::Config;
 use crate::error::{BackendError, CallError};
+use crate::token::ResourceKind;
 
 use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
@@ -156,7 +157,11 @@ impl McpVault {
         name = "kv.read",
         description = "Read a secret from this agent's KV namespace. Returns its key/value data \
                        and version metadata. Give `version` to read an older version. A deleted \
-                       version is reported with the kv.undelete call that restores it.",
+                       version is reported with the kv.undelete call that restores it. Unless \
+                       your token may reveal this path, each value comes back as a handle \
+                       (`mcpvault:handle:<id>`): a reference to the value that you cannot see but \
+                       can use: as `{{mcpvault:handle:<id>}}` in http.request headers or body, \
+                       as a whole value in kv.write, or as transit/kms encrypt plaintext.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     pub async fn kv_read(
@@ -179,7 +184,7 @@ impl McpVault {
                     .version
                     .ok_or_else(|| VaultError::Decode("no version".into()).at(OP))?,
                 path,
-                data: s.data,
+                data: auth.secret_map(s.data)?,
                 created_time: s.created_time,
                 custom_metadata: s.custom_metadata,
             })),
@@ -213,7 +218,9 @@ impl McpVault {
         name = "kv.write",
         description = "Write a secret (a JSON object of key/value pairs) at `path` in this agent's \
                        KV namespace, creating a new version. Use `cas` to avoid overwriting a \
-                       concurrent change (cas=0: create only). Returns the new version.",
+                       concurrent change (cas=0: create only). Returns the new version. A value \
+                       may be a handle (`mcpvault:handle:<id>`) from another result: its value \
+                       is stored without you seeing it.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -228,9 +235,10 @@ impl McpVault {
     ) -> Result<Json<KvWriteResult>, CallError> {
         const OP: &str = "kv.write";
         let full = self.kv_full_path(&auth, &a.path);
+        let data = auth.unseal_map(a.data, ResourceKind::Kv, &a.path)?;
         let version = self
             .vault()
-            .kv_write(&self.cfg().kv_mount, &full, &a.data, a.cas)
+            .kv_write(&self.cfg().kv_mount, &full, &data, a.cas)
             .await
             .map_err(|e| e.at(OP))?
             .ok_or_else(|| VaultError::Decode("no version".into()).at(OP))?;

@@ -263,46 +263,117 @@ impl Authorized {
     /// A secret value read from the call's main resource, as the agent may see it:
     /// in clear if the token may reveal it, else a handle.
     pub fn secret(&self, value: String) -> Result<String, CallError> {
-        let source = self
-            .source()
-            .ok_or_else(|| CallError::invalid("this call names no resource"))?;
-        self.secret_from(source, value)
+        self.protect(value, false)
     }
 
-    /// The same for a value read from `source`.
-    pub fn secret_from(&self, source: Source, value: String) -> Result<String, CallError> {
+    /// The same for a base64 field (a decrypted plaintext): a handle used as text
+    /// stands for the decoded bytes.
+    pub fn secret_b64(&self, value: String) -> Result<String, CallError> {
+        self.protect(value, true)
+    }
+
+    /// Every value of a secret's data (keys stay visible); non-string values are
+    /// kept as their JSON text behind the handle.
+    pub fn secret_map(&self, data: Map<String, Value>) -> Result<Map<String, Value>, CallError> {
+        let source = self.main_source()?;
+        if self.may_reveal(source.kind, &source.value) {
+            return Ok(data);
+        }
+        data.into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                let h = self.issue(text, false, source.clone())?;
+                Ok((k, Value::String(h)))
+            })
+            .collect()
+    }
+
+    fn main_source(&self) -> Result<Source, CallError> {
+        self.source()
+            .ok_or_else(|| CallError::invalid("this call names no resource"))
+    }
+
+    fn protect(&self, value: String, binary: bool) -> Result<String, CallError> {
+        let source = self.main_source()?;
         if self.may_reveal(source.kind, &source.value) {
             return Ok(value);
         }
+        self.issue(value, binary, source)
+    }
+
+    fn issue(&self, value: String, binary: bool, source: Source) -> Result<String, CallError> {
         self.gate
             .shared
             .handles
-            .issue(value, source, &self.chain, self.expires_at)
+            .issue(value, binary, source, &self.chain, self.expires_at)
     }
 
-    /// The value behind a handle this call's token holds, to be used where the agent
+    /// The text behind a handle this call's token holds, to be used where the agent
     /// does not see it (an `http.request` header). A descendant of the creating token
     /// must still be granted the handle's source resource.
     pub fn use_handle(&self, handle: &str) -> Result<Zeroizing<String>, CallError> {
-        Ok(self.resolve(handle)?.value)
+        self.resolve(handle)?.text()
     }
 
-    /// The same, for a value the call stores or encrypts into `kind:dest`: refused if
-    /// the token could read it back in clear there but may not reveal it where it came
-    /// from (no laundering a handle into a revealable place).
+    /// The bytes behind a handle, for a value the call encrypts under `kind:dest`
+    /// (see [`Authorized::use_handle_into`]).
+    pub fn use_handle_bytes_into(
+        &self,
+        handle: &str,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CallError> {
+        self.resolve_into(handle, kind, dest)?.bytes()
+    }
+
+    /// The text behind a handle, for a value the call stores or encrypts into
+    /// `kind:dest`: refused if the token could read it back in clear there but may
+    /// not reveal it where it came from (no laundering a handle into a revealable
+    /// place).
     pub fn use_handle_into(
         &self,
         handle: &str,
         kind: ResourceKind,
         dest: &str,
     ) -> Result<Zeroizing<String>, CallError> {
+        self.resolve_into(handle, kind, dest)?.text()
+    }
+
+    /// `data` with every whole-value handle replaced by its text, for a write into
+    /// `kind:dest` (`kv.write`: copy a secret without seeing it).
+    pub fn unseal_map(
+        &self,
+        data: Map<String, Value>,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<Map<String, Value>, CallError> {
+        data.into_iter()
+            .map(|(k, v)| match v {
+                Value::String(s) if super::handles::is_handle(&s) => {
+                    let text = self.use_handle_into(&s, kind, dest)?;
+                    Ok((k, Value::String(text.to_string())))
+                }
+                other => Ok((k, other)),
+            })
+            .collect()
+    }
+
+    fn resolve_into(
+        &self,
+        handle: &str,
+        kind: ResourceKind,
+        dest: &str,
+    ) -> Result<super::handles::Resolved, CallError> {
         let resolved = self.resolve(handle)?;
         if self.may_reveal(kind, dest)
             && !self.may_reveal(resolved.source.kind, &resolved.source.value)
         {
             return Err(CallError::Denied(Denial::HandleRevealable));
         }
-        Ok(resolved.value)
+        Ok(resolved)
     }
 
     fn resolve(&self, handle: &str) -> Result<super::handles::Resolved, CallError> {
@@ -322,7 +393,9 @@ impl Authorized {
             subject: Some(&shared.subject),
             now: SystemTime::now(),
         };
-        shared.verifier.authorize(&self.gate.token, &req, &revoked)?;
+        shared
+            .verifier
+            .authorize(&self.gate.token, &req, &revoked)?;
         Ok(resolved)
     }
 
@@ -358,6 +431,10 @@ impl Authorized {
             .ok_or_else(|| CallError::invalid("this call names no resource"))
     }
 }
+
+/// The token a call was authorized with, its block ids (authority first; the last
+/// names it in the audit log) and its expiry.
+type Granted = (Zeroizing<String>, Vec<String>, Option<u64>);
 
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -538,16 +615,16 @@ impl Pipeline {
             subject: Some(&self.shared.subject),
             now: SystemTime::now(),
         };
-        Some(self.shared.verifier.authorize(token, &req, &revoked).is_ok())
+        Some(
+            self.shared
+                .verifier
+                .authorize(token, &req, &revoked)
+                .is_ok(),
+        )
     }
 
-    /// The token checks, cheapest first. Returns the token, its block ids (the last
-    /// one names it in the audit log) and its expiry.
-    fn authorize(
-        &self,
-        call: &Call<'_>,
-        scope: &Scope,
-    ) -> Result<(Zeroizing<String>, Vec<String>, Option<u64>), Denial> {
+    /// The token checks, cheapest first.
+    fn authorize(&self, call: &Call<'_>, scope: &Scope) -> Result<Granted, Denial> {
         let carried = call.token.clone()?;
         let token = carried
             .as_deref()
@@ -590,6 +667,118 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::{attenuate, generate_keypair, mint, AttenuateSpec, MintSpec};
+    use proptest::prelude::*;
+
+    const REVEALS: [&str; 6] = [
+        "kv:a/*",
+        "kv:b/*",
+        "kv:a/x",
+        "kv:*",
+        "transit:k1",
+        "transit:*",
+    ];
+    const SOURCES: [&str; 2] = ["a/x", "b/y"];
+    const DESTS: [(ResourceKind, &str); 4] = [
+        (ResourceKind::Kv, "a/z"),
+        (ResourceKind::Kv, "b/z"),
+        (ResourceKind::Transit, "k1"),
+        (ResourceKind::Transit, "k2"),
+    ];
+
+    fn subset() -> impl Strategy<Value = Vec<ResourcePattern>> {
+        proptest::sample::subsequence(REVEALS.to_vec(), 0..=3)
+            .prop_map(|l| l.iter().map(|p| p.parse().expect("pattern")).collect())
+    }
+
+    use crate::token::ResourcePattern;
+
+    /// Runs `f` as the backend of an authorized call of `tool` on `scope`.
+    fn run<T>(
+        rt: &tokio::runtime::Runtime,
+        p: &Pipeline,
+        token: &str,
+        tool: &str,
+        scope: Scope,
+        f: impl FnOnce(Arc<Authorized>) -> T,
+    ) -> T {
+        let call = Call {
+            request_id: "1".into(),
+            tool,
+            token: Ok(Some(token.to_string())),
+        };
+        rt.block_on(p.run(call, Ok(scope), |_| true, |auth| async move { f(auth) }))
+            .unwrap_or_else(|e| panic!("{tool} refused: {e:?}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// No laundering, over grant combinations: a handle goes into a destination
+        /// the token could reveal only if the token may reveal its source; and a value
+        /// comes back in clear exactly when the grants (mint, narrowed by attenuation)
+        /// reveal its source.
+        #[test]
+        fn handles_never_become_revealable(
+            minted in subset(),
+            narrowed in proptest::option::of(subset()),
+            src in proptest::sample::select(SOURCES.to_vec()),
+            (dest_kind, dest) in proptest::sample::select(DESTS.to_vec()),
+        ) {
+            let key = generate_keypair();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let audit = dir.path().join("audit.log");
+            let vars = std::collections::HashMap::from([
+                ("SUBJECT", "agentP".to_string()),
+                ("MCPVAULT_PUBLIC_KEY", key.public_key.clone()),
+                ("MCPVAULT_AUDIT_LOG", audit.to_string_lossy().to_string()),
+            ]);
+            let cfg = Config::from_vars(&|k| vars.get(k).cloned()).expect("config");
+            let p = Pipeline::new(&cfg).expect("pipeline");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let mut token = mint(&key, &MintSpec {
+                subject: Some("agentP".into()),
+                reveal: minted.clone(),
+                ..MintSpec::default()
+            }).expect("mint");
+            if let Some(l) = &narrowed {
+                token = attenuate(&token, None, &AttenuateSpec {
+                    reveal: Some(l.clone()),
+                    ..AttenuateSpec::default()
+                }).expect("attenuate");
+            }
+            let model = |kind: ResourceKind, v: &str| {
+                minted.iter().any(|p| p.matches(kind, v))
+                    && narrowed.as_ref().is_none_or(|l| l.iter().any(|p| p.matches(kind, v)))
+            };
+            let read = Scope::One(ResourceKind::Kv, src.to_string());
+            let (shown, handle) = run(&rt, &p, &token, "kv.read", read, |auth| {
+                let shown = auth.secret("v4lue".into()).expect("secret");
+                let handle = auth.issue("v4lue".into(), false, auth.source().expect("source"))
+                    .expect("issue");
+                (shown, handle)
+            });
+            prop_assert_eq!(shown == "v4lue", model(ResourceKind::Kv, src));
+            let tool = if dest_kind == ResourceKind::Kv { "kv.write" } else { "transit.encrypt" };
+            let used = run(&rt, &p, &token, tool, Scope::One(dest_kind, dest.to_string()), |auth| {
+                auth.use_handle_into(&handle, dest_kind, dest).map(|v| v.to_string())
+            });
+            let launders = model(dest_kind, dest) && !model(ResourceKind::Kv, src);
+            match used {
+                Ok(v) => {
+                    prop_assert!(!launders, "{} -> {}:{} was allowed", src, dest_kind, dest);
+                    prop_assert_eq!(v, "v4lue");
+                }
+                Err(e) => {
+                    prop_assert!(launders, "{} -> {}:{} refused: {:?}", src, dest_kind, dest, e);
+                    prop_assert!(matches!(e, CallError::Denied(Denial::HandleRevealable)));
+                }
+            }
+        }
+    }
 
     #[test]
     fn serde_values_are_dropped() {

@@ -104,7 +104,10 @@ impl McpVault {
                     .await
                     .map_err(|e| CallError::from(e.at("kv.read")))?
                 {
-                    KvRead::Found(s) => json!({ "data": s.data, "version": s.version }),
+                    KvRead::Found(s) => {
+                        let data = auth.secret_map(s.data)?;
+                        json!({ "data": data, "version": s.version })
+                    }
                     KvRead::Missing | KvRead::Deleted { .. } | KvRead::Destroyed { .. } => {
                         return Err(ErrorData::resource_not_found(
                             format!("no secret at {uri}"),

@@ -230,7 +230,8 @@ impl McpVault {
         name = "ssh.otp",
         description = "Get a one-time SSH password from a Vault OTP role for `username` at `ip`. \
                        The password works for a single login on a host running Vault's SSH \
-                       helper.",
+                       helper. It comes back as a handle (`mcpvault:handle:<id>`) unless your \
+                       token may reveal this role's passwords.",
         annotations(
             read_only_hint = false,
             destructive_hint = false,
@@ -265,7 +266,7 @@ impl McpVault {
                 otp.username
             },
             ip: if otp.ip.is_empty() { ip } else { otp.ip },
-            key: otp.key,
+            key: auth.secret(otp.key)?,
         }))
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
@@ -15,6 +16,9 @@ use crate::config::Config;
 use crate::error::CallError;
 use crate::token::ResourceKind;
 
+use zeroize::Zeroizing;
+
+use super::handles::is_handle;
 use super::{declared, Args, Authorized, McpVault, Scope, ScopeFn, Scoped};
 
 pub(crate) const SCOPES: &[(&str, ScopeFn)] = &[
@@ -240,8 +244,10 @@ impl McpVault {
     #[tool(
         name = "transit.encrypt",
         description = "Encrypt data with a named transit key; the key never leaves Vault. \
-                       `plaintext` is standard base64. Returns a `vault:vN:...` ciphertext to \
-                       store and later pass to transit.decrypt with the same key.",
+                       `plaintext` is standard base64, or a whole handle \
+                       (`mcpvault:handle:<id>`) whose value you have not seen. Returns a \
+                       `vault:vN:...` ciphertext to store and later pass to transit.decrypt with \
+                       the same key.",
         annotations(
             read_only_hint = true,
             idempotent_hint = false,
@@ -253,7 +259,17 @@ impl McpVault {
         Extension(auth): Extension<Arc<Authorized>>,
         Parameters(a): Parameters<EncryptArgs>,
     ) -> Result<Json<CiphertextResult>, CallError> {
-        check_b64("plaintext", &a.plaintext)?;
+        // A handle as the whole plaintext: encrypt its value without the agent seeing
+        // it, unless decrypting under this key would show it to a token that may not
+        // see it where it came from.
+        let plaintext = if is_handle(&a.plaintext) {
+            let bytes =
+                auth.use_handle_bytes_into(&a.plaintext, ResourceKind::Transit, auth.named()?)?;
+            Zeroizing::new(STANDARD.encode(&*bytes))
+        } else {
+            check_b64("plaintext", &a.plaintext)?;
+            Zeroizing::new(a.plaintext)
+        };
         if let Some(c) = &a.context {
             check_b64("context", c)?;
         }
@@ -280,7 +296,7 @@ impl McpVault {
             .transit_encrypt(
                 &self.cfg().transit_mount,
                 auth.named()?,
-                &a.plaintext,
+                &plaintext,
                 a.context.as_deref(),
             )
             .await
@@ -291,7 +307,10 @@ impl McpVault {
     #[tool(
         name = "transit.decrypt",
         description = "Decrypt a `vault:vN:...` ciphertext with the transit key it was encrypted \
-                       with. Returns the plaintext as standard base64.",
+                       with. Returns the plaintext as standard base64, or a handle \
+                       (`mcpvault:handle:<id>`) unless your token may reveal this key's \
+                       plaintexts: usable in http.request placeholders, kv.write values and \
+                       encrypt plaintext without you seeing it.",
         annotations(read_only_hint = true, idempotent_hint = true, open_world_hint = false)
     )]
     pub async fn transit_decrypt(
@@ -313,7 +332,9 @@ impl McpVault {
             )
             .await
             .map_err(|e| e.at("transit.decrypt"))?;
-        Ok(Json(PlaintextResult { plaintext }))
+        Ok(Json(PlaintextResult {
+            plaintext: auth.secret_b64(plaintext)?,
+        }))
     }
 
     #[tool(

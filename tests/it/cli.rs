@@ -232,11 +232,12 @@ fn keygen_mint_attenuate_verify_revoke() {
     let deny = |a: Vec<String>| denied(&a);
     assert_eq!(
         deny(v(&child, "transit.encrypt", &[])),
-        "tool not granted: transit.encrypt"
+        "tool not granted: transit.encrypt \
+         (token admits kv.list, kv.read, transit.*; narrowed to kv.read, kv.list)"
     );
     assert_eq!(
         deny(v(&child, "kv.read", &["--resource", "kv:app/private"])),
-        "resource not granted: kv:app/private"
+        "resource not granted: kv:app/private (token admits kv:app/*; narrowed to kv:app/public/*)"
     );
     assert!(deny(v(&child, "kv.read", &["--subject", "agentB"])).starts_with("wrong subject"));
     // The parent still reaches what the child cannot.
@@ -502,8 +503,14 @@ fn non_ascii_input_never_panics() {
         serde_json::json!(["kv:é", "transit:ключ*"])
     );
     ok(&verify("transit:ключ-1"));
-    assert_eq!(denied(&verify("kv:éé")), "resource not granted: kv:éé");
-    assert_eq!(denied(&verify("kv:e")), "resource not granted: kv:e");
+    assert_eq!(
+        denied(&verify("kv:éé")),
+        "resource not granted: kv:éé (token admits kv:é)"
+    );
+    assert_eq!(
+        denied(&verify("kv:e")),
+        "resource not granted: kv:e (token admits kv:é)"
+    );
     let narrowed = ok(&[
         "attenuate",
         "--token",
@@ -678,4 +685,46 @@ fn audit_verify_accepts_an_intact_chain_and_names_the_first_broken_line() {
 
     let (_, err) = run(&["audit", "verify", "/nonexistent/audit.log"], 2);
     assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn reveal_is_minted_shown_narrowed_and_never_added() {
+    let st = Setup::new();
+    let t = st.mint(&[
+        "--subject",
+        "a",
+        "--reveal",
+        "kv:app/*",
+        "--reveal",
+        "db:ro",
+    ]);
+    let facts = json(&ok(&[
+        "verify", "--token", &t, "--pubkey", &st.pk, "--tool", "kv.read",
+    ]));
+    assert_eq!(facts["reveal"], serde_json::json!(["db:ro", "kv:app/*"]));
+    let info = json(&ok(&["inspect", "--token", &t]));
+    assert!(
+        info["blocks"][0]["facts"]
+            .as_array()
+            .expect("facts")
+            .iter()
+            .any(|f| f == "reveal(\"kv\", \"app/*\")"),
+        "{info}"
+    );
+    // A token without reveal prints no `reveal` field (MCPVault's shape).
+    let plain = st.mint(&["--subject", "a"]);
+    let facts = json(&ok(&[
+        "verify", "--token", &plain, "--pubkey", &st.pk, "--tool", "kv.read",
+    ]));
+    assert!(facts.get("reveal").is_none(), "{facts}");
+    // attenuate --reveal: a list narrows, `none` drops; both append one check.
+    for arg in ["kv:app/public/*", "none"] {
+        let n = ok(&["attenuate", "--token", &t, "--reveal", arg]);
+        let info = json(&ok(&["inspect", "--token", &n]));
+        assert_eq!(info["block_count"], 2);
+        let checks = info["blocks"][1]["checks"].to_string();
+        assert!(checks.contains("request_purpose"), "{checks}");
+    }
+    let bad = usage(&["mint", "--key", s(&st.key), "--reveal", "vault:x"]);
+    assert!(bad.contains("invalid resource"), "{bad}");
 }

@@ -7,7 +7,7 @@
 //! - `devstack`: reaching the dev stack (env file, OpenBao API by curl, its audit
 //!   log, PostgreSQL logins, private OpenBao / moto servers);
 //! - the areas: `cli`, `audit_log`, `pipeline` (write-ahead audit, tool surface,
-//!   configuration), `revocation_live`, `no_leak`, `kms_tools`,
+//!   configuration), `revocation_live`, `no_leak`, `kms_tools`, `handles`,
 //!   `vault` (tools, backend connection), `hostile` (input, pipeline, rate limits,
 //!   lifecycle), `faults` (backends dying and hanging), `fuzz_regressions`.
 //!
@@ -22,6 +22,7 @@ mod audit_log;
 mod cli;
 mod faults;
 mod fuzz_regressions;
+mod handles;
 mod hostile;
 mod kms_tools;
 mod no_leak;

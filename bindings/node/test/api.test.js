@@ -36,7 +36,7 @@ test('CLI-minted token verifies with its facts', () => {
 
 test('wrong tool: the core reason and code', () => {
   const err = denied(() => vault.verify(cli.mint({ tools: 'read_data' }), cli.publicKey, { requestedTool: 'db_query' }))
-  assert.equal(err.reason, 'tool not granted: db_query')
+  assert.equal(err.reason, 'tool not granted: db_query (token admits read_data)')
   assert.equal(err.message, err.reason)
   assert.equal(err.code, 'tool_not_granted')
   assert.equal(err.denied, true)
@@ -97,7 +97,7 @@ test('resources, subject, delegation cap', () => {
   const token = cli.mint({ tools: 'kv.*', extra: ['--resource', 'kv:app/*'] })
   vault.verify(token, cli.publicKey, { requestedTool: 'kv.read', resource: 'kv:app/db' })
   const err = denied(() => vault.verify(token, cli.publicKey, { requestedTool: 'kv.read', resource: 'kv:other' }))
-  assert.equal(err.reason, 'resource not granted: kv:other')
+  assert.equal(err.reason, 'resource not granted: kv:other (token admits kv:app/*)')
   assert.equal(denied(() => vault.verify(token, cli.publicKey, { requestedTool: 'kv.read', subject: 'b' })).code, 'wrong_subject')
   const capped = cli.mint({ extra: ['--max-delegation-depth', '0'] })
   const child = vault.attenuate(capped, { tools: ['db_query'] })
@@ -111,7 +111,7 @@ test('non-ASCII input: a value or McpVaultError, never a panic', () => {
   assert.deepEqual(facts.resources, ['kv:é', 'transit:ключ*'])
   vault.verify(token, cli.publicKey, { requestedTool: 'x', resource: 'transit:ключ-1' })
   const err = denied(() => vault.verify(token, cli.publicKey, { requestedTool: 'x', resource: 'kv:éé' }))
-  assert.equal(err.reason, 'resource not granted: kv:éé')
+  assert.equal(err.reason, 'resource not granted: kv:éé (token admits kv:é)')
   const child = vault.attenuate(token, { resources: ['kv:é*'], tools: ['kv.*'] })
   vault.verify(child, cli.publicKey, { requestedTool: 'kv.read', resource: 'kv:é' })
   for (const bad of ['kv:é*é', 'kv:*é', 'é:x', 'é']) {

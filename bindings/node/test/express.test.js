@@ -56,7 +56,7 @@ test('missing token: 401', async () => {
 test('wrong tool: 403 with the core reason', async () => {
   const res = await post(cli.mint({ tools: 'read_data' }))
   assert.equal(res.status, 403)
-  assert.deepEqual(res.body, { error: 'denied', reason: 'tool not granted: db_query', code: 'tool_not_granted' })
+  assert.deepEqual(res.body, { error: 'denied', reason: 'tool not granted: db_query (token admits read_data)', code: 'tool_not_granted' })
 })
 
 test('attenuated by the CLI: allowed and blocked', async () => {
@@ -113,7 +113,7 @@ test('resource from the request', async () => {
   assert.deepEqual(ok.body.resources, ['kv:app/*'])
   const no = await request(defaultApp).get('/kv/other/db').set('X-MCPVault-Token', token)
   assert.equal(no.status, 403)
-  assert.equal(no.body.reason, 'resource not granted: kv:other/db')
+  assert.equal(no.body.reason, 'resource not granted: kv:other/db (token admits kv:app/*)')
 })
 
 test('bad configuration throws at start-up', () => {

@@ -44,7 +44,7 @@ def test_cli_token_verifies_with_its_facts(vault, cli):
 def test_wrong_tool_is_denied_with_the_core_reason(vault, cli):
     token = cli.mint("read_data")
     err = denied(vault.verify, token, cli.public_key, {"requested_tool": "db_query"})
-    assert err.reason == "tool not granted: db_query" == str(err)
+    assert err.reason == "tool not granted: db_query (token admits read_data)" == str(err)
     assert err.code == "tool_not_granted"
     assert err.denied is True
 
@@ -136,7 +136,7 @@ def test_resources_and_subject(vault, cli):
     err = denied(
         vault.verify, token, cli.public_key, {"requested_tool": "kv.read", "resource": "kv:other"}
     )
-    assert (err.code, err.reason) == ("resource_not_granted", "resource not granted: kv:other")
+    assert (err.code, err.reason) == ("resource_not_granted", "resource not granted: kv:other (token admits kv:app/*)")
     vault.verify(token, cli.public_key, {"requested_tool": "kv.read", "subject": "agent-1"})
     err = denied(vault.verify, token, cli.public_key, {"requested_tool": "kv.read", "subject": "b"})
     assert err.code == "wrong_subject"
@@ -153,7 +153,7 @@ def test_non_ascii_input_is_a_value_or_an_error_never_a_panic(vault, cli):
     assert facts["resources"] == ["kv:é", "transit:ключ*"]
     vault.verify(token, cli.public_key, {"requested_tool": "x", "resource": "transit:ключ-1"})
     err = denied(vault.verify, token, cli.public_key, {"requested_tool": "x", "resource": "kv:éé"})
-    assert (err.code, err.reason) == ("resource_not_granted", "resource not granted: kv:éé")
+    assert (err.code, err.reason) == ("resource_not_granted", "resource not granted: kv:éé (token admits kv:é)")
     child = vault.attenuate(token, {"resources": ["kv:é*"], "tools": ["kv.*"]})
     vault.verify(child, cli.public_key, {"requested_tool": "kv.read", "resource": "kv:é"})
     for bad in ["kv:é*é", "kv:*é", "é:x", "é"]:

@@ -81,7 +81,8 @@ def test_wrong_tool_is_403(client, cli):
     resp = post(client, cli.mint("read_data"))
     assert resp.status_code == 403
     assert resp.json() == {
-        "error": "denied", "reason": "tool not granted: db_query", "code": "tool_not_granted"
+        "error": "denied", "reason": "tool not granted: db_query (token admits read_data)",
+        "code": "tool_not_granted"
     }
 
 
@@ -144,7 +145,7 @@ def test_resource_from_the_request(client, cli):
     assert resp.status_code == 200 and resp.json()["resources"] == ["kv:app/*"]
     resp = client.get("/kv/other/db", headers={"X-MCPVault-Token": token})
     assert resp.status_code == 403
-    assert resp.json()["reason"] == "resource not granted: kv:other/db"
+    assert resp.json()["reason"] == "resource not granted: kv:other/db (token admits kv:app/*)"
 
 
 def test_bad_configuration_fails_at_startup(cli):

@@ -64,6 +64,19 @@ pub struct Shape {
     pub expiry: Option<u64>,
     /// The worst-case evaluation cost (at most [`COST_BUDGET`]).
     pub cost: u64,
+    /// What attenuation blocks say they narrowed to (`narrow_tool`, `narrow_resource`
+    /// display facts), for denials that explain. Never used to decide.
+    pub narrowed: Vec<Narrowing>,
+}
+
+/// The display facts of one attenuation block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrowing {
+    pub block: usize,
+    /// `--tools` as given (`kv.read`, `transit.*`).
+    pub tools: Vec<String>,
+    /// `--resource` as given: (kind, pattern).
+    pub resources: Vec<(String, String)>,
 }
 
 /// Facts of the authority block the verifier reads, in block order.
@@ -201,6 +214,8 @@ struct Tally {
     symbols: Vec<String>,
     /// Authority-block facts: name and terms.
     authority_facts: Vec<(u64, Vec<Scalar>)>,
+    /// Attenuation-block facts, with their block index.
+    holder_facts: Vec<(usize, u64, Vec<Scalar>)>,
     authority_rules: bool,
     /// Dates of single-query TTL checks.
     expiries: Vec<u64>,
@@ -285,7 +300,49 @@ pub fn check(token: &[u8], max_facts: u64) -> Result<Shape, ShapeError> {
         authority,
         expiry: tally.expiries.iter().copied().min(),
         cost,
+        narrowed: narrowings(&tally),
     })
+}
+
+/// The `narrow_tool($t)` / `narrow_resource($k, $p)` facts of attenuation blocks.
+/// Display only: facts of other shapes are skipped, never an error.
+fn narrowings(tally: &Tally) -> Vec<Narrowing> {
+    let Ok(table) = SymbolTable::from(tally.symbols.clone()) else {
+        return Vec::new();
+    };
+    let sym = |id: &u64| table.get_symbol(*id).map(str::to_string);
+    let mut out: Vec<Narrowing> = Vec::new();
+    for (block, name, terms) in &tally.holder_facts {
+        let name = sym(name);
+        let entry = |out: &mut Vec<Narrowing>| -> usize {
+            match out.iter().position(|n| n.block == *block) {
+                Some(i) => i,
+                None => {
+                    out.push(Narrowing {
+                        block: *block,
+                        ..Narrowing::default()
+                    });
+                    out.len() - 1
+                }
+            }
+        };
+        match (name.as_deref(), terms.as_slice()) {
+            (Some("narrow_tool"), [Scalar::Str(t)]) => {
+                if let Some(t) = sym(t) {
+                    let i = entry(&mut out);
+                    out[i].tools.push(t);
+                }
+            }
+            (Some("narrow_resource"), [Scalar::Str(k), Scalar::Str(p)]) => {
+                if let (Some(k), Some(p)) = (sym(k), sym(p)) {
+                    let i = entry(&mut out);
+                    out[i].resources.push((k, p));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Resolves the authority block's facts. A known predicate with the right arity but
@@ -357,7 +414,9 @@ fn read_block(block: &schema::Block, index: usize, tally: &mut Tally) -> Result<
     for fact in &block.facts {
         let (name, terms) = read_predicate(&fact.predicate, holder)?;
         *tally.facts.entry(name).or_default() += 1;
-        if !holder {
+        if holder {
+            tally.holder_facts.push((index, name, terms));
+        } else {
             tally.authority_facts.push((name, terms));
         }
         tally.facts_total += 1;

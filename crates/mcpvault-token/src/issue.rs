@@ -211,6 +211,20 @@ pub fn attenuate(
         if let Some((src, params)) = tools_check(tools) {
             block = block.code_with_params(src, params, HashMap::new())?;
         }
+        // Display only (a later block's facts grant nothing): lets a denial say
+        // what the token was narrowed to.
+        for t in tools {
+            let name = match t {
+                ToolGrant::Exact(n) => n.clone(),
+                ToolGrant::Family(p) => format!("{p}*"),
+                ToolGrant::All => "*".to_string(),
+            };
+            block = block.code_with_params(
+                "narrow_tool({t})",
+                one("t", Term::Str(name)),
+                HashMap::new(),
+            )?;
+        }
     }
     if let Some(ttl) = spec.ttl {
         block = block.code_with_params(
@@ -221,6 +235,16 @@ pub fn attenuate(
     }
     for (src, params) in resource_checks(&spec.resources) {
         block = block.code_with_params(src, params, HashMap::new())?;
+    }
+    for r in &spec.resources {
+        block = block.code_with_params(
+            "narrow_resource({k}, {p})",
+            HashMap::from([
+                ("k".to_string(), Term::Str(r.kind.as_str().to_string())),
+                ("p".to_string(), Term::Str(r.pattern.clone())),
+            ]),
+            HashMap::new(),
+        )?;
     }
     if let Some(reveal) = &spec.reveal {
         no_http_reveal(reveal)?;

@@ -207,6 +207,8 @@ struct Verified {
     defect: Option<Denial>,
     /// The authority block's reveal grants (unparseable ones grant nothing).
     reveal: Vec<ResourcePattern>,
+    /// What attenuation blocks declare they narrowed to, for denials that explain.
+    narrowed: Vec<bounds::Narrowing>,
 }
 
 static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
@@ -455,6 +457,7 @@ impl Verifier {
             facts,
             defect,
             reveal,
+            narrowed: shape.narrowed,
         })
     }
 
@@ -513,13 +516,90 @@ impl Verifier {
             None => b.fact(fact("request_purpose", &[string("call")])),
         }
         .map_err(|_| Denial::Malformed("request facts".into()))?;
-        let mut authorizer = b
-            .build(&v.biscuit)
-            .map_err(|e| classify(e, req, v.facts.delegation_depth))?;
+        let mut authorizer = b.build(&v.biscuit).map_err(|e| classify(e, req, v))?;
         authorizer
             .authorize()
             .map(|_| ())
-            .map_err(|e| classify(e, req, v.facts.delegation_depth))
+            .map_err(|e| classify(e, req, v))
+    }
+}
+
+/// At most this many patterns are listed in one explanation.
+const EXPLAIN_MAX: usize = 8;
+
+fn listing(items: &[String]) -> String {
+    let mut shown: Vec<&str> = items.iter().take(EXPLAIN_MAX).map(String::as_str).collect();
+    if items.len() > EXPLAIN_MAX {
+        shown.push("…");
+    }
+    shown.join(", ")
+}
+
+/// What the token admits for a tool request: the authority block's grants, then
+/// each narrowing a later block declares. Never the token, never a value.
+fn admits_tools(v: &Verified, failed: &[usize]) -> String {
+    let f = &v.facts;
+    let mut out = if f.tool_wildcard {
+        "every tool".to_string()
+    } else if f.tools.is_empty() {
+        "no tool".to_string()
+    } else {
+        listing(&f.tools)
+    };
+    for n in v.narrowed.iter().filter(|n| !n.tools.is_empty()) {
+        out.push_str("; narrowed to ");
+        out.push_str(&listing(&n.tools));
+    }
+    out.push_str(&undeclared(failed, |b| {
+        v.narrowed
+            .iter()
+            .any(|n| n.block == b && !n.tools.is_empty())
+    }));
+    format!("token admits {out}")
+}
+
+/// Blocks whose check failed without saying what they narrowed to (tokens attenuated
+/// by older tools, or by hand): named, so the explanation never claims more.
+fn undeclared(failed: &[usize], declared: impl Fn(usize) -> bool) -> String {
+    failed
+        .iter()
+        .filter(|&&b| b > 0 && !declared(b))
+        .map(|b| format!("; narrowed further by block {b}"))
+        .collect()
+}
+
+/// The same for a resource kind.
+fn admits_resources(v: &Verified, kind: ResourceKind, failed: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let authority: Vec<String> = v
+        .facts
+        .resources
+        .iter()
+        .filter(|r| r.split_once(':').is_some_and(|(k, _)| k == kind.as_str()))
+        .cloned()
+        .collect();
+    if !authority.is_empty() {
+        parts.push(listing(&authority));
+    }
+    for n in &v.narrowed {
+        let l: Vec<String> = n
+            .resources
+            .iter()
+            .filter(|(k, _)| k.as_str() == kind.as_str())
+            .map(|(k, p)| format!("{k}:{p}"))
+            .collect();
+        if !l.is_empty() {
+            parts.push(listing(&l));
+        }
+    }
+    let further = undeclared(failed, |b| {
+        v.narrowed
+            .iter()
+            .any(|n| n.block == b && n.resources.iter().any(|(k, _)| k == kind.as_str()))
+    });
+    match parts.len() {
+        0 => format!("token admits no {kind} resource it names{further}"),
+        _ => format!("token admits {}{further}", parts.join("; narrowed to ")),
     }
 }
 
@@ -530,7 +610,8 @@ fn short(e: &BiscuitError) -> String {
 
 /// Maps a Biscuit failure to a precise denial. Failed checks win over the policy
 /// outcome (an expired token is "expired", not "tool not granted"), in a fixed order.
-fn classify(e: BiscuitError, req: &Request<'_>, req_depth: u32) -> Denial {
+fn classify(e: BiscuitError, req: &Request<'_>, v: &Verified) -> Denial {
+    let req_depth = v.facts.delegation_depth;
     match e {
         BiscuitError::FailedLogic(Logic::Unauthorized { checks, .. })
         | BiscuitError::FailedLogic(Logic::NoMatchingPolicy { checks }) => {
@@ -542,13 +623,42 @@ fn classify(e: BiscuitError, req: &Request<'_>, req_depth: u32) -> Denial {
                 })
                 .collect();
             let any = |needle: &str| rules.iter().any(|r| r.contains(needle));
+            // Blocks (by index) whose checks on `needle` failed.
+            let failed_in = |needle: &str| -> Vec<usize> {
+                let mut b: Vec<usize> = checks
+                    .iter()
+                    .filter_map(|c| match c {
+                        FailedCheck::Block(b) if b.rule.contains(needle) => {
+                            Some(b.block_id as usize)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                b.sort_unstable();
+                b.dedup();
+                b
+            };
             let resource = || match req.resource {
                 Some(r) if r.value == RequestResource::ANY => Denial::ResourceNotGranted(format!(
-                    "{} (none named, and the token admits only named ones)",
-                    r.kind
+                    "{} (none named, and the token admits only named ones: {})",
+                    r.kind,
+                    admits_resources(v, r.kind, &failed_in("request_kind("))
+                        .trim_start_matches("token admits ")
                 )),
-                Some(r) => Denial::ResourceNotGranted(format!("{}:{}", r.kind, r.value)),
+                Some(r) => Denial::ResourceNotGranted(format!(
+                    "{}:{} ({})",
+                    r.kind,
+                    r.value,
+                    admits_resources(v, r.kind, &failed_in("request_kind("))
+                )),
                 None => Denial::ResourceNotGranted("(none named)".into()),
+            };
+            let tool = || {
+                Denial::ToolNotGranted(format!(
+                    "{} ({})",
+                    req.tool,
+                    admits_tools(v, &failed_in("requested_tool("))
+                ))
             };
             if any("time(") {
                 Denial::Expired
@@ -558,16 +668,19 @@ fn classify(e: BiscuitError, req: &Request<'_>, req_depth: u32) -> Denial {
                     req_depth
                 ))
             } else if any("requested_tool(") {
-                Denial::ToolNotGranted(req.tool.to_string())
-            } else if any("request_kind(") || any("requested_resource(") || any("requested_http(") {
+                tool()
+            } else if any("request_kind(")
+                || any("requested_resource(")
+                || any("requested_http(")
+            {
                 resource()
             } else if rules.is_empty() {
                 // No check failed: the policy (deny if true) decided.
-                Denial::ToolNotGranted(req.tool.to_string())
+                tool()
             } else {
                 // A check we did not write (e.g. an MCPVault `operation` check needing
                 // facts we do not supply) failed: deny, naming the tool.
-                Denial::ToolNotGranted(req.tool.to_string())
+                tool()
             }
         }
         BiscuitError::RunLimit(_) => Denial::LimitExceeded,

@@ -185,11 +185,16 @@ fn attenuated_fixture_narrows_as_written() {
     assert_eq!(facts.expires_at.as_deref(), Some("2031-11-13T08:13:24Z"));
     assert_eq!(
         v.authorize(&t, &as_agent("kv.list", kv("app/public/"), JAN_2027), &none),
-        Err(Denial::ToolNotGranted("kv.list".into()))
+        Err(Denial::ToolNotGranted(
+            "kv.list (token admits kv.list, kv.read, transit.*; narrowed further by block 1)"
+                .into()
+        ))
     );
     assert_eq!(
         v.authorize(&t, &as_agent("kv.read", kv("app/private"), JAN_2027), &none),
-        Err(Denial::ResourceNotGranted("kv:app/private".into()))
+        Err(Denial::ResourceNotGranted(
+            "kv:app/private (token admits kv:app/*; narrowed further by block 1)".into()
+        ))
     );
     assert_eq!(
         v.authorize(

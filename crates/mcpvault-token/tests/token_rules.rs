@@ -527,7 +527,7 @@ fn every_denial_reason_is_precise() {
     ];
     let mut codes = std::collections::HashSet::new();
     for (name, token, request, list, want) in &cases {
-        let got = v.authorize(token, request, list);
+        let got = v.authorize(token, request, list).map_err(bare);
         assert_eq!(got.as_ref().err(), Some(want), "{name}");
         let text = want.to_string();
         assert!(!text.contains(token.as_str()), "{name}: token in message");
@@ -892,6 +892,71 @@ fn oversized_tokens_are_refused_before_parsing() {
     assert!(refused);
 }
 
+/// A denial says what the token admits instead, from the authority block's grants
+/// and what each attenuation declares it narrowed to; never the token.
+#[test]
+fn denials_explain_what_the_token_admits() {
+    let k = key();
+    let v = verifier(&[&k]);
+    let t = mint(
+        &k,
+        MintSpec {
+            tools: tools("kv.*,transit.encrypt"),
+            subject: Some("agentA".into()),
+            resources: res(&["kv:team/*", "kv:shared", "transit:app-*"]),
+            ..MintSpec::default()
+        },
+    );
+    let denied = |t: &str, r: &Request<'_>| {
+        v.authorize(t, r, &RevocationSet::empty())
+            .err()
+            .map(|d| d.to_string())
+    };
+    let a = |r: Request<'static>| Request {
+        subject: Some("agentA"),
+        ..r
+    };
+    assert_eq!(
+        denied(&t, &a(req_res("kv.read", ResourceKind::Kv, "other/a"))).as_deref(),
+        Some("resource not granted: kv:other/a (token admits kv:shared, kv:team/*)")
+    );
+    assert_eq!(
+        denied(&t, &a(req("db.issue_creds"))).as_deref(),
+        Some("tool not granted: db.issue_creds (token admits kv.*, transit.encrypt)")
+    );
+    let narrowed = attenuate(
+        &t,
+        AttenuateSpec {
+            tools: tools("kv.read"),
+            resources: res(&["kv:team/a/*"]),
+            ..AttenuateSpec::default()
+        },
+    );
+    assert_eq!(
+        denied(&narrowed, &a(req_res("kv.read", ResourceKind::Kv, "team/b"))).as_deref(),
+        Some("resource not granted: kv:team/b (token admits kv:shared, kv:team/*; narrowed to kv:team/a/*)")
+    );
+    assert_eq!(
+        denied(
+            &narrowed,
+            &a(req_res("kv.write", ResourceKind::Kv, "team/a/x"))
+        )
+        .as_deref(),
+        Some(
+            "tool not granted: kv.write (token admits kv.*, transit.encrypt; narrowed to kv.read)"
+        )
+    );
+    // Kinds are explained on their own: the transit grant, not the KV one.
+    assert_eq!(
+        denied(
+            &t,
+            &a(req_res("transit.encrypt", ResourceKind::Transit, "k"))
+        )
+        .as_deref(),
+        Some("resource not granted: transit:k (token admits transit:app-*)")
+    );
+}
+
 #[test]
 fn inspect_lists_blocks_without_verifying() {
     let k = key();
@@ -921,7 +986,8 @@ fn inspect_lists_blocks_without_verifying() {
     assert!(info.blocks[0]
         .facts
         .contains(&"subject(\"agentA\")".to_string()));
-    assert_eq!(info.blocks[1].facts.len(), 0);
+    // Only the display fact saying what `--tools` narrowed to.
+    assert_eq!(info.blocks[1].facts, ["narrow_tool(\"kv.read\")"]);
     assert_eq!(info.blocks[1].checks.len(), 2);
     assert!(info.blocks[1].checks[1].contains("depth($d), $d <= 2"));
     assert_eq!(info.blocks[2].facts.len(), 1, "{:?}", info.blocks[2]);

@@ -602,16 +602,19 @@ fn ssh_public_key(dir: &std::path::Path) -> String {
     std::fs::read_to_string(dir.join("id.pub")).expect("pub")
 }
 
-/// A token for agentA that expires in `secs`.
+/// A token for agentA that expires in `secs` (and reveals what it reads).
 fn short_token(secs: u64, resources: &[&str]) -> String {
     use mcpvault::token::{mint, MintSpec, ResourcePattern};
+    let patterns = |list: &[&str]| -> Vec<ResourcePattern> {
+        list.iter()
+            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
+            .collect()
+    };
     let spec = MintSpec {
         subject: Some("agentA".into()),
         ttl: std::time::Duration::from_secs(secs),
-        resources: resources
-            .iter()
-            .map(|r| r.parse::<ResourcePattern>().expect("resource"))
-            .collect(),
+        resources: patterns(resources),
+        reveal: patterns(&["db:*", "ssh:*", "kv:*"]),
         ..MintSpec::default()
     };
     mint(&crate::harness::test_key(), &spec).expect("mint")
@@ -717,7 +720,11 @@ fn ssh_principals_are_a_resource() {
         let r = sign(&mut s, principals);
         assert_eq!(r["isError"], json!(true), "{r}");
         let t = r["content"][0]["text"].as_str().unwrap_or_default();
-        assert_eq!(t, "denied: resource not granted: ssh_principal:root");
+        assert_eq!(
+            t,
+            "denied: resource not granted: ssh_principal:root \
+             (token admits ssh_principal:deploy-*)"
+        );
     }
     // None named (the role's default user) is refused when principals are restricted.
     let r = sign(&mut s, Value::Null);
@@ -732,7 +739,10 @@ fn ssh_principals_are_a_resource() {
         json!({"role": "otp-role", "ip": "127.0.0.1", "username": "ubuntu"}),
         Some(&tok),
     );
-    assert_eq!(e, "denied: resource not granted: ssh_principal:ubuntu");
+    assert_eq!(
+        e,
+        "denied: resource not granted: ssh_principal:ubuntu (token admits ssh_principal:deploy-*)"
+    );
 }
 
 /// `mcpvault policy` makes Vault a second gate: a server whose Vault token holds only
