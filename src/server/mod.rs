@@ -7,6 +7,7 @@
 
 mod db;
 pub mod handles;
+mod http;
 mod kms;
 mod kv;
 pub mod pipeline;
@@ -49,6 +50,7 @@ pub(crate) struct Ctx {
     pub pipeline: Pipeline,
     pub vault: Vault,
     pub kms: Kms,
+    pub http: crate::backend::http::Http,
 }
 
 #[derive(Clone)]
@@ -66,6 +68,7 @@ impl McpVault {
             (Self::db_router(), db::SCOPES),
             (Self::ssh_router(), ssh::SCOPES),
             (Self::kms_router(), kms::SCOPES),
+            (Self::http_router(), http::SCOPES),
         ]
     }
 
@@ -128,6 +131,7 @@ impl McpVault {
         }
         let vault = Vault::new(std::mem::replace(&mut cfg.vault, Err(String::new())));
         let kms = Kms::new(cfg.kms_legacy_endpoint.clone());
+        let http = crate::backend::http::Http::new(&cfg.http_allow_nets);
         let mut tool_router = ToolRouter::new();
         for (router, _) in Self::families() {
             tool_router += router;
@@ -145,6 +149,7 @@ impl McpVault {
                 pipeline,
                 vault,
                 kms,
+                http,
             }),
             tool_router,
         };
@@ -165,6 +170,10 @@ impl McpVault {
 
     pub(crate) fn vault(&self) -> &Vault {
         &self.ctx.vault
+    }
+
+    pub(crate) fn http(&self) -> &crate::backend::http::Http {
+        &self.ctx.http
     }
 
     /// `{DEFAULT_PREFIX}/{subject}/{path}` for the call's subject; `path` was
