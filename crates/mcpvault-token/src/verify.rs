@@ -669,10 +669,7 @@ fn classify(e: BiscuitError, req: &Request<'_>, v: &Verified) -> Denial {
                 ))
             } else if any("requested_tool(") {
                 tool()
-            } else if any("request_kind(")
-                || any("requested_resource(")
-                || any("requested_http(")
-            {
+            } else if any("request_kind(") || any("requested_resource(") || any("requested_http(") {
                 resource()
             } else if rules.is_empty() {
                 // No check failed: the policy (deny if true) decided.
