@@ -82,6 +82,9 @@ pub struct Config {
     pub reveal_never: bool,
     /// `MCPVAULT_HANDLE_TTL` (seconds, default 900): the longest a handle lives.
     pub handle_ttl: std::time::Duration,
+    /// `MCPVAULT_HTTP_ALLOW_NETS` (comma-separated CIDRs): addresses `http.request`
+    /// may reach although they are in the blocked (non-public) list.
+    pub http_allow_nets: Vec<ipnet::IpNet>,
     /// Vault connection and login; an `Err` is reported by each Vault call.
     pub vault: Result<vault::Settings, String>,
 }
@@ -277,6 +280,23 @@ impl Config {
                 }
             },
         };
+        let http_allow_nets = match r.var("MCPVAULT_HTTP_ALLOW_NETS") {
+            None => Vec::new(),
+            Some(list) => {
+                let mut nets = Vec::new();
+                for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match item.parse::<ipnet::IpNet>() {
+                        // A net given with host bits set (10.0.0.1/8) is read as the
+                        // whole net it names.
+                        Ok(n) => nets.push(n.trunc()),
+                        Err(_) => r.problems.push(format!(
+                            "MCPVAULT_HTTP_ALLOW_NETS: {item:?} is not a CIDR like 10.0.0.0/8 or fd00::/8"
+                        )),
+                    }
+                }
+                nets
+            }
+        };
         let sdk_endpoint_set =
             r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
         let cfg = Config {
@@ -323,6 +343,7 @@ impl Config {
             read_only,
             reveal_never,
             handle_ttl,
+            http_allow_nets,
             vault: vault::Settings::from_vars(get),
         };
         // The server keeps its child token records under `{KV_MOUNT}/mcpvault/`:

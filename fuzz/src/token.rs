@@ -270,13 +270,55 @@ fn two_strings(data: &[u8]) -> (String, String) {
     )
 }
 
-/// What a resource pattern means, written out plainly.
+/// What a resource pattern means, written out plainly. `http` patterns are matched
+/// on URL parts, not strings: their plain reading is [`http_reference`].
 fn reference_match(p: &ResourcePattern, kind: ResourceKind, value: &str) -> bool {
+    if p.kind == ResourceKind::Http {
+        return kind == p.kind && http_reference(&p.pattern, value);
+    }
     kind == p.kind
         && match p.pattern.strip_suffix('*') {
             Some(prefix) => value.starts_with(prefix),
             None => value == p.pattern,
         }
+}
+
+/// An `http` pattern in canonical form (`https://HOST:PORT/PATH[*]`, host maybe
+/// `*.BASE`) against a canonical value, read independently of the token crate's
+/// parser: the same origin (one label under BASE for `*.`), and the path equal to the
+/// pattern's, or under its prefix at a `/` boundary.
+fn http_reference(pattern: &str, value: &str) -> bool {
+    let Some(target) = mcpvault_token::http::HttpTarget::from_canonical(value) else {
+        return false;
+    };
+    let split = |s: &str| -> Option<(String, String)> {
+        let (scheme, rest) = s.split_once("://")?;
+        let slash = rest.find('/')?;
+        Some((
+            format!("{scheme}://{}", &rest[..slash]),
+            rest[slash..].to_string(),
+        ))
+    };
+    let (Some((p_origin, p_path)), Some((v_origin, v_path))) = (split(pattern), split(value))
+    else {
+        return false;
+    };
+    let origin = match p_origin.split_once("://*.") {
+        Some((scheme, base_port)) => {
+            let (label, _) = target.host.split_once('.').unwrap_or(("", ""));
+            !label.is_empty()
+                && !target.host.starts_with('[')
+                && target.host.parse::<std::net::Ipv4Addr>().is_err()
+                && v_origin == format!("{scheme}://{label}.{base_port}")
+        }
+        None => p_origin == v_origin,
+    };
+    let path = match p_path.strip_suffix('*') {
+        None => p_path == v_path,
+        Some(prefix) if prefix.ends_with('/') => v_path.starts_with(prefix),
+        Some(prefix) => v_path == prefix || v_path.starts_with(&format!("{prefix}/")),
+    };
+    origin && path
 }
 
 fn tool_for(kind: ResourceKind) -> &'static str {
@@ -320,8 +362,10 @@ pub fn resource_patterns(data: &[u8]) {
         };
         // What a pattern may be.
         let body = p.pattern.strip_suffix('*').unwrap_or(&p.pattern);
+        let http = p.kind == ResourceKind::Http;
         assert!(!p.pattern.is_empty() && p.pattern.len() <= 512, "{c:?}");
-        assert!(!body.contains('*'), "{c:?}: a '*' before the end");
+        // (`http` hosts may start with a `*.` label.)
+        assert!(http || !body.contains('*'), "{c:?}: a '*' before the end");
         assert!(!p.pattern.chars().any(char::is_control), "{c:?}");
         assert_eq!(
             p.to_string().parse::<ResourcePattern>().ok(),
@@ -329,8 +373,8 @@ pub fn resource_patterns(data: &[u8]) {
         );
         assert_eq!(p.prefix(), p.pattern.strip_suffix('*'));
         // A pattern admits its own prefix (or itself), and never another kind.
-        assert!(p.matches(p.kind, body) || p.prefix().is_none());
-        assert!(p.matches(p.kind, &p.pattern) || p.prefix().is_some());
+        assert!(http || p.matches(p.kind, body) || p.prefix().is_none());
+        assert!(http || p.matches(p.kind, &p.pattern) || p.prefix().is_some());
         for kind in ResourceKind::ALL {
             for v in [value.as_str(), body, &p.pattern] {
                 assert_eq!(

@@ -7,6 +7,7 @@
 
 mod db;
 pub mod handles;
+mod http;
 mod kms;
 mod kv;
 pub mod pipeline;
@@ -50,6 +51,7 @@ pub(crate) struct Ctx {
     /// Shared by the subjects one `mcpvault-http` process serves (one Vault login).
     pub vault: Arc<Vault>,
     pub kms: Arc<Kms>,
+    pub http: crate::backend::http::Http,
 }
 
 impl Ctx {
@@ -92,6 +94,7 @@ impl McpVault {
             (Self::db_router(), db::SCOPES),
             (Self::ssh_router(), ssh::SCOPES),
             (Self::kms_router(), kms::SCOPES),
+            (Self::http_router(), http::SCOPES),
         ]
     }
 
@@ -160,6 +163,7 @@ impl McpVault {
                 });
             }
         }
+        let http = crate::backend::http::Http::new(&cfg.http_allow_nets);
         let mut tool_router = ToolRouter::new();
         for (router, _) in Self::families() {
             tool_router += router;
@@ -177,6 +181,7 @@ impl McpVault {
                 pipeline,
                 vault,
                 kms,
+                http,
             }),
             tool_router,
         };
@@ -203,6 +208,10 @@ impl McpVault {
 
     pub(crate) fn vault(&self) -> &Vault {
         &self.ctx.vault
+    }
+
+    pub(crate) fn http(&self) -> &crate::backend::http::Http {
+        &self.ctx.http
     }
 
     /// `{DEFAULT_PREFIX}/{subject}/{path}` for the call's subject; `path` was

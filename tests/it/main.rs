@@ -24,6 +24,7 @@ mod faults;
 mod fuzz_regressions;
 mod handles;
 mod hostile;
+mod http_request;
 mod kms_tools;
 mod no_leak;
 mod pipeline;

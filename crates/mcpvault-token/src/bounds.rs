@@ -48,8 +48,9 @@ pub const MAX_LITERAL_BYTES: usize = 1024;
 /// Nesting of literals and closures (Biscuit's own decoder stops at 100).
 const MAX_NESTING: u32 = 32;
 /// Facts the verifier adds to every request (time, requested_tool, request_kind,
-/// requested_resource, depth, request_purpose, reveal_request), with room to spare.
-const VERIFIER_FACTS: u64 = 8;
+/// requested_resource, requested_http, depth, request_purpose, reveal_request), with
+/// room to spare.
+const VERIFIER_FACTS: u64 = 10;
 
 /// What the walk found in an acceptable token.
 #[derive(Debug, Clone, PartialEq, Eq)]

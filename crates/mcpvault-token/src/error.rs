@@ -56,6 +56,10 @@ pub enum Denial {
     /// clear, without leave to reveal the handle's source.
     #[error("handle would become revealable")]
     HandleRevealable,
+    /// An `http.request` destination that is, or resolves to, a non-public address
+    /// (loopback, private, link-local, ...) outside `MCPVAULT_HTTP_ALLOW_NETS`.
+    #[error("destination blocked: {0}")]
+    DestinationBlocked(String),
 }
 
 impl Denial {
@@ -81,6 +85,7 @@ impl Denial {
             Denial::UnknownHandle => "unknown_handle",
             Denial::HandleExpired => "handle_expired",
             Denial::HandleRevealable => "handle_revealable",
+            Denial::DestinationBlocked(_) => "destination_blocked",
         }
     }
 }

@@ -9,7 +9,9 @@ use biscuit_auth::{Biscuit, PublicKey, UnverifiedBiscuit};
 use crate::encoding::{decode_token, encode_token, MAX_TOKEN_BYTES};
 use crate::error::{Denial, TokenError};
 use crate::keys::KeyFile;
-use crate::scope::{resource_checks, reveal_check, tools_check, ResourcePattern, ToolGrant};
+use crate::scope::{
+    resource_checks, reveal_check, tools_check, ResourceKind, ResourcePattern, ToolGrant,
+};
 use crate::verify::HARD_MAX_DELEGATION_DEPTH;
 
 /// What a new token grants. `tools: None` grants every tool (`tool_wildcard("*")`).
@@ -152,6 +154,7 @@ pub fn mint(key: &KeyFile, spec: &MintSpec) -> Result<String, TokenError> {
     for (src, params) in resource_checks(&spec.resources) {
         b = b.code_with_params(src, params, HashMap::new())?;
     }
+    no_http_reveal(&spec.reveal)?;
     for r in &spec.reveal {
         b = b.code_with_params(
             "reveal({k}, {p})",
@@ -169,6 +172,17 @@ pub fn mint(key: &KeyFile, spec: &MintSpec) -> Result<String, TokenError> {
     )?;
     let token = b.build(&keypair)?;
     Ok(encode_token(&token.to_vec()?))
+}
+
+/// `http.request` results are never secret values, so reveal on `http` would mean
+/// nothing: refused rather than silently ignored.
+fn no_http_reveal(reveal: &[ResourcePattern]) -> Result<(), TokenError> {
+    if reveal.iter().any(|r| r.kind == ResourceKind::Http) {
+        return Err(TokenError::Invalid(
+            "reveal on http means nothing (http.request results are never secret values)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Appends a narrowing block. Offline: no private key. With `roots`, the signature
@@ -233,6 +247,7 @@ pub fn attenuate(
         )?;
     }
     if let Some(reveal) = &spec.reveal {
+        no_http_reveal(reveal)?;
         let (src, params) = reveal_check(reveal);
         block = block.code_with_params(src, params, HashMap::new())?;
     }

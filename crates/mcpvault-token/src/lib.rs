@@ -8,6 +8,7 @@
 pub mod bounds;
 mod encoding;
 mod error;
+pub mod http;
 mod inspect;
 mod issue;
 mod keys;

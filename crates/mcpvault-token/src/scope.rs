@@ -9,6 +9,7 @@ use std::str::FromStr;
 use biscuit_auth::builder::Term;
 
 use crate::error::TokenError;
+use crate::http::{HostPattern, HttpPattern, HttpTarget, PathPattern};
 
 /// The resource kinds of the contract. The server names one per tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -83,14 +84,25 @@ impl FromStr for ResourcePattern {
             .trim()
             .parse()
             .map_err(|_| TokenError::Resource(s.to_string()))?;
-        // Only a trailing `*` means anything: one anywhere else is refused. (Never
-        // slice at a byte index here: a pattern may end in a multi-byte character.)
-        let body = pattern.strip_suffix('*').unwrap_or(pattern);
         if pattern.is_empty()
             || pattern.len() > MAX_PATTERN_LEN
             || pattern.chars().any(char::is_control)
-            || body.contains('*')
         {
+            return Err(TokenError::Resource(s.to_string()));
+        }
+        if kind == ResourceKind::Http {
+            // Kept in canonical form, so what the token says is what is matched.
+            let parsed = HttpPattern::parse(pattern)
+                .map_err(|e| TokenError::Invalid(format!("http pattern {pattern:?}: {e}")))?;
+            return Ok(ResourcePattern {
+                kind,
+                pattern: parsed.to_string(),
+            });
+        }
+        // Only a trailing `*` means anything: one anywhere else is refused. (Never
+        // slice at a byte index here: a pattern may end in a multi-byte character.)
+        let body = pattern.strip_suffix('*').unwrap_or(pattern);
+        if body.contains('*') {
             return Err(TokenError::Resource(s.to_string()));
         }
         Ok(ResourcePattern {
@@ -112,7 +124,22 @@ impl ResourcePattern {
         self.pattern.strip_suffix('*')
     }
 
+    /// The parsed URL pattern of an `http` pattern.
+    pub fn http(&self) -> Option<HttpPattern> {
+        (self.kind == ResourceKind::Http)
+            .then(|| HttpPattern::parse(&self.pattern).ok())
+            .flatten()
+    }
+
+    /// Whether the pattern admits `kind:value`. For `http` the value must be a
+    /// canonical URL ([`HttpTarget::canonical`]) and is matched part by part.
     pub fn matches(&self, kind: ResourceKind, value: &str) -> bool {
+        if kind == ResourceKind::Http && self.kind == kind {
+            return match (self.http(), HttpTarget::from_canonical(value)) {
+                (Some(p), Some(t)) => p.admits(&t),
+                _ => false,
+            };
+        }
         self.kind == kind
             && match self.prefix() {
                 Some(p) => value.starts_with(p),
@@ -232,6 +259,13 @@ pub(crate) fn resource_checks(
                 params.insert("exact".to_string(), Term::Set(exact));
                 alternatives.push("requested_resource({kind}, $v), {exact}.contains($v)".into());
             }
+            if kind == ResourceKind::Http {
+                // Matched on the parts the verifier supplies, never on the string.
+                for (i, p) in patterns.iter().enumerate().filter(|(_, p)| p.kind == kind) {
+                    alternatives.extend(http_alternatives(i, p, &mut params));
+                }
+                return (format!("check if {}", alternatives.join(" or ")), params);
+            }
             for (i, p) in patterns.iter().enumerate() {
                 if let (true, Some(prefix)) = (p.kind == kind, p.prefix()) {
                     let name = format!("pre{i}");
@@ -244,6 +278,53 @@ pub(crate) fn resource_checks(
             (format!("check if {}", alternatives.join(" or ")), params)
         })
         .collect()
+}
+
+/// The check alternatives for one `http` pattern, over the verifier's
+/// `requested_http(scheme, host, parent, port, path)` fact. Only equality and
+/// `starts_with`: cheap, and accepted in a holder's block. A pattern that does not
+/// parse (it was parsed when the token was made, so never) admits nothing.
+fn http_alternatives(
+    i: usize,
+    p: &ResourcePattern,
+    params: &mut HashMap<String, Term>,
+) -> Vec<String> {
+    let Some(h) = p.http() else {
+        return Vec::new();
+    };
+    params.insert(format!("hs{i}"), Term::Str(h.scheme.clone()));
+    params.insert(format!("hn{i}"), Term::Integer(i64::from(h.port)));
+    let host = match &h.host {
+        HostPattern::Exact(x) => {
+            params.insert(format!("hh{i}"), Term::Str(x.clone()));
+            format!("$h == {{hh{i}}}")
+        }
+        HostPattern::OneLabelUnder(base) => {
+            params.insert(format!("hh{i}"), Term::Str(base.clone()));
+            format!("$d == {{hh{i}}}")
+        }
+    };
+    let head =
+        format!("requested_http($s, $h, $d, $n, $p), $s == {{hs{i}}}, $n == {{hn{i}}}, {host}");
+    let mut paths = Vec::new();
+    match &h.path {
+        PathPattern::Exact(x) => {
+            params.insert(format!("hp{i}"), Term::Str(x.clone()));
+            paths.push(format!("$p == {{hp{i}}}"));
+        }
+        PathPattern::Prefix(x) if x.ends_with('/') => {
+            params.insert(format!("hp{i}"), Term::Str(x.clone()));
+            paths.push(format!("$p.starts_with({{hp{i}}})"));
+        }
+        PathPattern::Prefix(x) => {
+            // `/v1*`: `/v1` itself, or under `/v1/`; never `/v1x`.
+            params.insert(format!("hp{i}"), Term::Str(x.clone()));
+            params.insert(format!("hq{i}"), Term::Str(format!("{x}/")));
+            paths.push(format!("$p == {{hp{i}}}"));
+            paths.push(format!("$p.starts_with({{hq{i}}})"));
+        }
+    }
+    paths.into_iter().map(|p| format!("{head}, {p}")).collect()
 }
 
 /// Datalog check an attenuation block adds to narrow reveal to `patterns` (empty:

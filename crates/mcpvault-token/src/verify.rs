@@ -21,6 +21,7 @@ use serde::Serialize;
 use crate::bounds::{self, AuthorityFacts, ShapeError};
 use crate::encoding::{decode_token, MAX_TOKEN_BYTES};
 use crate::error::Denial;
+use crate::http::HttpTarget;
 use crate::scope::{ResourceKind, ResourcePattern};
 
 /// Cap on attenuation blocks when the token does not set its own.
@@ -508,6 +509,25 @@ impl Verifier {
             b = b
                 .fact(fact("requested_resource", &[string(kind), string(r.value)]))
                 .map_err(|_| Denial::Malformed("request facts".into()))?;
+            // `http` patterns are checked on the URL's parts. A value that is not a
+            // canonical URL gets no parts and so matches no `http` pattern.
+            if let Some(t) = (r.kind == ResourceKind::Http)
+                .then(|| HttpTarget::from_canonical(r.value))
+                .flatten()
+            {
+                b = b
+                    .fact(fact(
+                        "requested_http",
+                        &[
+                            string(&t.scheme),
+                            string(&t.host),
+                            string(t.parent()),
+                            int(i64::from(t.port)),
+                            string(&t.path),
+                        ],
+                    ))
+                    .map_err(|_| Denial::Malformed("request facts".into()))?;
+            }
         }
         // A reveal question states its target; an ordinary call says it is one, which
         // passes every reveal narrowing (those only speak to reveal questions).
@@ -672,7 +692,7 @@ fn classify(e: BiscuitError, req: &Request<'_>, v: &Verified) -> Denial {
                 ))
             } else if any("requested_tool(") {
                 tool()
-            } else if any("request_kind(") || any("requested_resource(") {
+            } else if any("request_kind(") || any("requested_resource(") || any("requested_http(") {
                 resource()
             } else if rules.is_empty() {
                 // No check failed: the policy (deny if true) decided.
