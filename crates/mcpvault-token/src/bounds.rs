@@ -63,6 +63,11 @@ pub struct Shape {
     pub expiry: Option<u64>,
     /// The worst-case evaluation cost (at most [`COST_BUDGET`]).
     pub cost: u64,
+    /// `confirm(TOOL)` facts of every block (sorted, deduplicated): tools whose
+    /// calls need the user's confirmation. Read from every block, not only the
+    /// authority block: a requirement only restricts, so a holder may add one, and
+    /// no block can take one away.
+    pub confirms: Vec<String>,
 }
 
 /// Facts of the authority block the verifier reads, in block order.
@@ -200,6 +205,8 @@ struct Tally {
     symbols: Vec<String>,
     /// Authority-block facts: name and terms.
     authority_facts: Vec<(u64, Vec<Scalar>)>,
+    /// Facts of the later blocks (only `confirm` is read from them).
+    holder_facts: Vec<(u64, Vec<Scalar>)>,
     authority_rules: bool,
     /// Dates of single-query TTL checks.
     expiries: Vec<u64>,
@@ -284,7 +291,31 @@ pub fn check(token: &[u8], max_facts: u64) -> Result<Shape, ShapeError> {
         authority,
         expiry: tally.expiries.iter().copied().min(),
         cost,
+        confirms: confirms(&tally)?,
     })
+}
+
+/// The `confirm(TOOL)` facts of every block. One string term or the token is
+/// malformed: a requirement that cannot be read must not be silently dropped.
+fn confirms(tally: &Tally) -> Result<Vec<String>, ShapeError> {
+    let table = SymbolTable::from(tally.symbols.clone())
+        .map_err(|_| ShapeError::Malformed("symbol table overlaps the defaults"))?;
+    let mut out = Vec::new();
+    for (name, terms) in tally.authority_facts.iter().chain(&tally.holder_facts) {
+        if table.get_symbol(*name) != Some("confirm") {
+            continue;
+        }
+        match terms.as_slice() {
+            [Scalar::Str(id)] => match table.get_symbol(*id) {
+                Some(t) => out.push(t.to_string()),
+                None => return Err(ShapeError::Malformed("unknown symbol")),
+            },
+            _ => return Err(ShapeError::Malformed("confirm fact with unexpected terms")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Resolves the authority block's facts. A known predicate with the right arity but
@@ -356,7 +387,9 @@ fn read_block(block: &schema::Block, index: usize, tally: &mut Tally) -> Result<
     for fact in &block.facts {
         let (name, terms) = read_predicate(&fact.predicate, holder)?;
         *tally.facts.entry(name).or_default() += 1;
-        if !holder {
+        if holder {
+            tally.holder_facts.push((name, terms));
+        } else {
             tally.authority_facts.push((name, terms));
         }
         tally.facts_total += 1;
