@@ -78,6 +78,10 @@ pub enum Command {
         /// (otherwise they come back as handles); repeatable. None by default
         #[arg(long = "reveal", value_name = "KIND:PATTERN")]
         reveal: Vec<String>,
+        /// Comma-separated tools (`kv.*` for a family, `*` for all) whose calls first
+        /// ask the user through MCP elicitation and run only on accept
+        #[arg(long, value_name = "a,b")]
+        confirm: Option<String>,
     },
     /// Append a narrowing block (no private key needed)
     Attenuate {
@@ -104,6 +108,10 @@ pub enum Command {
         /// reveals; it never adds); `--reveal none` drops reveal; repeatable
         #[arg(long = "reveal", value_name = "KIND:PATTERN")]
         reveal: Vec<String>,
+        /// Also ask the user before calls of these tools (comma-separated; adds to
+        /// what the token already requires, never removes)
+        #[arg(long, value_name = "a,b")]
+        confirm: Option<String>,
     },
     /// Print a token's blocks as JSON (no signature check: never use it to decide)
     Inspect {
@@ -237,6 +245,8 @@ pub fn one_line(s: &str) -> String {
 
 /// `--tools`, `--ttl`, `--issuer`, `--subject`, `--max-delegation-depth` and
 /// `--resource` of `mint`, as a spec.
+// One parameter per `mint` flag: the fuzz target calls it with the parsed flags too.
+#[allow(clippy::too_many_arguments)]
 pub fn mint_spec(
     tools: Option<&str>,
     ttl: u64,
@@ -245,6 +255,7 @@ pub fn mint_spec(
     max_delegation_depth: u32,
     resources: &[String],
     reveal: &[String],
+    confirm: Option<&str>,
 ) -> Result<MintSpec, TokenError> {
     Ok(MintSpec {
         tools: tools.map(token::parse_tools).transpose()?,
@@ -254,6 +265,7 @@ pub fn mint_spec(
         max_delegation_depth,
         resources: patterns(resources)?,
         reveal: patterns(reveal)?,
+        confirm: confirm_list(confirm)?,
     })
 }
 
@@ -264,6 +276,7 @@ pub fn attenuate_spec(
     resources: &[String],
     max_delegation_depth: Option<u32>,
     reveal: &[String],
+    confirm: Option<&str>,
 ) -> Result<AttenuateSpec, TokenError> {
     // Absent: reveal as before. `none`: drop it. Otherwise: narrow to the list.
     let reveal = match reveal {
@@ -277,7 +290,15 @@ pub fn attenuate_spec(
         resources: patterns(resources)?,
         max_delegation_depth,
         reveal,
+        confirm: confirm_list(confirm)?,
     })
+}
+
+/// `--confirm a,kv.*`: tool names as `--tools` takes them (absent: none).
+fn confirm_list(list: Option<&str>) -> Result<Vec<token::ToolGrant>, TokenError> {
+    list.map(token::parse_tools)
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 pub fn non_empty(s: Option<String>) -> Option<String> {

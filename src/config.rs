@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 const DEFAULT_HANDLE_TTL: std::time::Duration = std::time::Duration::from_secs(900);
 /// A handle is a short-lived reference, not storage: a day at most.
 const MAX_HANDLE_TTL: std::time::Duration = std::time::Duration::from_secs(86_400);
+const DEFAULT_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// A confirmation question open longer than an hour is not a confirmation anymore.
+const MAX_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub struct Config {
@@ -85,6 +88,9 @@ pub struct Config {
     /// `MCPVAULT_HTTP_ALLOW_NETS` (comma-separated CIDRs): addresses `http.request`
     /// may reach although they are in the blocked (non-public) list.
     pub http_allow_nets: Vec<ipnet::IpNet>,
+    /// `MCPVAULT_CONFIRM_TIMEOUT` (seconds, default 120): how long a confirmation
+    /// question stays open (an elicitation, or a sealed request state).
+    pub confirm_timeout: std::time::Duration,
     /// Vault connection and login; an `Err` is reported by each Vault call.
     pub vault: Result<vault::Settings, String>,
 }
@@ -297,6 +303,21 @@ impl Config {
                 nets
             }
         };
+        let confirm_timeout = match r.var("MCPVAULT_CONFIRM_TIMEOUT") {
+            None => DEFAULT_CONFIRM_TIMEOUT,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=MAX_CONFIRM_TIMEOUT.as_secs()).contains(&n) => {
+                    std::time::Duration::from_secs(n)
+                }
+                _ => {
+                    r.problems.push(format!(
+                        "MCPVAULT_CONFIRM_TIMEOUT {v:?} must be 1 to {} seconds",
+                        MAX_CONFIRM_TIMEOUT.as_secs()
+                    ));
+                    DEFAULT_CONFIRM_TIMEOUT
+                }
+            },
+        };
         let sdk_endpoint_set =
             r.var("AWS_ENDPOINT_URL_KMS").is_some() || r.var("AWS_ENDPOINT_URL").is_some();
         let cfg = Config {
@@ -344,6 +365,7 @@ impl Config {
             reveal_never,
             handle_ttl,
             http_allow_nets,
+            confirm_timeout,
             vault: vault::Settings::from_vars(get),
         };
         // The server keeps its child token records under `{KV_MOUNT}/mcpvault/`:
@@ -407,6 +429,7 @@ mod tests {
             ("MCPVAULT_MAX_MESSAGE_BYTES", "-1"),
             ("MCPVAULT_REVEAL", "always"),
             ("MCPVAULT_HANDLE_TTL", "0"),
+            ("MCPVAULT_CONFIRM_TIMEOUT", "soon"),
         ])
         .unwrap_err();
         let all = e.join("\n");
@@ -418,10 +441,11 @@ mod tests {
             "MCPVAULT_MAX_MESSAGE_BYTES",
             "MCPVAULT_REVEAL \"always\" must be `never`",
             "MCPVAULT_HANDLE_TTL \"0\" must be 1 to 86400 seconds",
+            "MCPVAULT_CONFIRM_TIMEOUT \"soon\" must be 1 to 3600 seconds",
         ] {
             assert!(all.contains(want), "{want} missing from:\n{all}");
         }
-        assert_eq!(e.len(), 7, "{all}");
+        assert_eq!(e.len(), 8, "{all}");
     }
 
     #[test]

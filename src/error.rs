@@ -23,6 +23,10 @@ pub enum CallError {
     /// The backend failed: `vault: <op>: <reason>` / `kms: <op>: <reason>`.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// Not a failure: the call waits for the user's confirmation (2026-07-28). The
+    /// transport answers with this input-required result; nothing was sent.
+    #[error("input required: the user's confirmation")]
+    InputRequired(Box<rmcp::model::InputRequiredResult>),
 }
 
 impl CallError {
@@ -42,6 +46,7 @@ impl CallError {
             CallError::Invalid(_) => "invalid",
             CallError::Denied(_) => "deny",
             CallError::Backend(_) => "error",
+            CallError::InputRequired(_) => "pending",
         }
     }
 
@@ -51,6 +56,7 @@ impl CallError {
             CallError::Invalid(m) => m.clone(),
             CallError::Denied(d) => d.to_string(),
             CallError::Backend(b) => b.to_string(),
+            CallError::InputRequired(_) => "confirmation requested".into(),
         }
     }
 }
@@ -72,6 +78,9 @@ impl From<CallError> for rmcp::ErrorData {
             CallError::Invalid(_) => ErrorCode::INVALID_PARAMS,
             CallError::Denied(_) => ErrorCode::INVALID_REQUEST,
             CallError::Backend(_) => ErrorCode::INTERNAL_ERROR,
+            // The transports answer this one with an input-required result; if it
+            // ever got here, the call still did not happen.
+            CallError::InputRequired(_) => ErrorCode::INVALID_REQUEST,
         };
         rmcp::ErrorData::new(code, e.to_string(), None)
     }

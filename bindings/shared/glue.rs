@@ -267,6 +267,9 @@ pub fn mint(private_key_hex: &str, args: MintArgs) -> Result<String, Failure> {
         // The bindings guard HTTP routes, which return no secret fields: nothing to
         // reveal (tokens minted by the CLI with --reveal still verify here).
         reveal: Vec::new(),
+        // Confirmation is an MCP-session matter (elicitation): nothing to ask on an
+        // HTTP route.
+        confirm: Vec::new(),
     };
     Ok(token::mint(&key, &spec)?)
 }
@@ -305,6 +308,7 @@ pub fn attenuate(
         resources: resource_patterns(&args.resources)?,
         max_delegation_depth: args.max_delegation_depth,
         reveal: None,
+        confirm: Vec::new(),
     };
     Ok(token::attenuate(token_b64, roots.as_deref(), &spec)?)
 }

@@ -270,6 +270,7 @@ pub fn cli_args(data: &[u8]) {
             max_delegation_depth,
             resources,
             reveal,
+            confirm,
             ..
         } => {
             let Ok(spec) = cli::mint_spec(
@@ -280,6 +281,7 @@ pub fn cli_args(data: &[u8]) {
                 max_delegation_depth,
                 &resources,
                 &reveal,
+                confirm.as_deref(),
             ) else {
                 return;
             };
@@ -295,6 +297,7 @@ pub fn cli_args(data: &[u8]) {
             resources,
             max_delegation_depth,
             reveal,
+            confirm,
             ..
         } => {
             let Ok(spec) = cli::attenuate_spec(
@@ -303,6 +306,7 @@ pub fn cli_args(data: &[u8]) {
                 &resources,
                 max_delegation_depth,
                 &reveal,
+                confirm.as_deref(),
             ) else {
                 return;
             };

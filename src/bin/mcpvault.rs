@@ -92,6 +92,7 @@ fn run(cli: Cli) -> Outcome {
             max_delegation_depth,
             resources,
             reveal,
+            confirm,
         } => {
             let key = read_key(&key)?;
             let spec = cli::mint_spec(
@@ -102,6 +103,7 @@ fn run(cli: Cli) -> Outcome {
                 max_delegation_depth,
                 &resources,
                 &reveal,
+                confirm.as_deref(),
             )?;
             emit(&token::mint(&key, &spec)?)
         }
@@ -113,6 +115,7 @@ fn run(cli: Cli) -> Outcome {
             resources,
             max_delegation_depth,
             reveal,
+            confirm,
         } => {
             let token = read_token(&token)?;
             let roots = pubkey
@@ -125,6 +128,7 @@ fn run(cli: Cli) -> Outcome {
                 &resources,
                 max_delegation_depth,
                 &reveal,
+                confirm.as_deref(),
             )?;
             match token::attenuate(&token, roots.as_deref(), &spec) {
                 Ok(t) => emit(&t),

@@ -5,6 +5,7 @@
 //! Adding a tool family: a file here with its `#[tool_router]` impl and a `SCOPES`
 //! table, its backend calls under `backend/`, and one line in [`McpVault::families`].
 
+pub mod confirm;
 mod db;
 pub mod handles;
 mod http;
@@ -291,8 +292,31 @@ pub fn token_from_meta(meta: &Map<String, Value>) -> Result<Option<String>, Deni
     }
 }
 
-/// The call a request stands for: its id (for the audit log), tool and token.
-fn call_of<'a>(context: &RequestContext<RoleServer>, tool: &'a str) -> Call<'a> {
+/// How this request can reach the user for a confirmation: the protocol it speaks,
+/// the capabilities its client declared, and on a 2026-07-28 retry the echoed state
+/// and answers, bound to `args`.
+fn ask_of(
+    context: &RequestContext<RoleServer>,
+    state: Option<String>,
+    responses: Option<rmcp::model::InputResponses>,
+    args: &Map<String, Value>,
+) -> confirm::Ask {
+    let stateless = context
+        .protocol_version()
+        .is_some_and(|v| v >= ProtocolVersion::V_2026_07_28);
+    confirm::Ask::of(
+        stateless,
+        context.client_capabilities().as_ref(),
+        &context.peer,
+        state,
+        responses,
+        args,
+    )
+}
+
+/// The call a request stands for: its id (for the audit log), tool, token and how
+/// to ask the user.
+fn call_of<'a>(context: &RequestContext<RoleServer>, tool: &'a str, ask: confirm::Ask) -> Call<'a> {
     let request_id = match serde_json::to_value(&context.id) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(v) => v.to_string(),
@@ -302,6 +326,7 @@ fn call_of<'a>(context: &RequestContext<RoleServer>, tool: &'a str) -> Call<'a> 
         request_id,
         tool,
         token: token_from_meta(&context.meta),
+        ask,
     }
 }
 
@@ -411,9 +436,7 @@ impl ServerHandler for McpVault {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.read_kv_resource(&request.uri, &context)
-            .await
-            .map(Into::into)
+        self.read_kv_resource(&request, &context).await
     }
 
     async fn list_prompts(
@@ -447,12 +470,15 @@ impl ServerHandler for McpVault {
             ));
         }
         let empty = Map::new();
-        let scope = scope_of(
-            &name,
-            request.arguments.as_ref().unwrap_or(&empty),
-            self.cfg(),
+        let args = request.arguments.as_ref().unwrap_or(&empty);
+        let scope = scope_of(&name, args, self.cfg());
+        let ask = ask_of(
+            &context,
+            request.request_state.clone(),
+            request.input_responses.clone(),
+            args,
         );
-        let call = call_of(&context, &name);
+        let call = call_of(&context, &name, ask);
         let ran = self
             .ctx
             .pipeline
@@ -468,6 +494,7 @@ impl ServerHandler for McpVault {
             .await;
         match ran {
             Ok(result) => result,
+            Err(CallError::InputRequired(r)) => Ok(CallToolResponse::InputRequired(*r)),
             Err(e) => Ok(tool_error(e)),
         }
     }

@@ -3,7 +3,7 @@
 //! [`Pipeline::run`], which in this order: takes the scope the tool's argument type
 //! declared (arguments validated, resource resolved) -> token present -> revocation
 //! list readable -> token verified and authorized for the tool on that scope -> rate
-//! limit -> backend -> audit. A call refused at any step never reaches the backend,
+//! limit -> the user's confirmation, when the token requires it -> backend -> audit. A call refused at any step never reaches the backend,
 //! and every decision is audited here and nowhere else.
 //!
 //! A transport only builds the `Call` and renders the result; a tool only declares
@@ -23,6 +23,7 @@ use crate::error::{CallError, Denial};
 use crate::paths::{validate_name, validate_path, validate_prefix};
 use crate::token::{Request, RequestResource, ResourceKind, Verifier, VerifierConfig};
 
+use super::confirm::{Ask, Confirmed, Confirmer, Question};
 use super::handles::{Handles, Source};
 use super::ratelimit::RateLimiter;
 use super::revocation::RevocationSource;
@@ -156,6 +157,8 @@ pub struct Call<'a> {
     pub tool: &'a str,
     /// The token the request carried (`Err`: it carried two different ones).
     pub token: Result<Option<String>, Denial>,
+    /// How the user can be asked, should the token require confirmation.
+    pub ask: Ask,
 }
 
 /// What the pipeline decided, handed to the tool with the call.
@@ -433,13 +436,15 @@ impl Authorized {
 }
 
 /// The token a call was authorized with, its block ids (authority first; the last
-/// names it in the audit log) and its expiry.
-type Granted = (Zeroizing<String>, Vec<String>, Option<u64>);
+/// names it in the audit log), its expiry and whether the call needs the user's
+/// confirmation.
+type Granted = (Zeroizing<String>, Vec<String>, Option<u64>, bool);
 
 pub struct Pipeline {
     shared: Arc<Shared>,
     default_token: Option<String>,
     limiter: RateLimiter,
+    confirmer: Confirmer,
     audit: Arc<AuditLog>,
     audit_syncs: bool,
 }
@@ -465,6 +470,7 @@ impl Pipeline {
             }),
             default_token: cfg.default_token.clone(),
             limiter: RateLimiter::new(cfg.token_rate, cfg.subject_rate),
+            confirmer: Confirmer::new(cfg.confirm_timeout)?,
             audit_syncs: audit.syncs(),
             audit: Arc::new(audit),
         })
@@ -521,7 +527,7 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        let (token, chain, expires_at) = match self.authorize(&call, &scope) {
+        let (token, chain, expires_at, confirm) = match self.authorize(&call, &scope) {
             Ok(t) => t,
             Err(d) => {
                 let e = CallError::Denied(d);
@@ -529,6 +535,24 @@ impl Pipeline {
                 return Err(e);
             }
         };
+        if confirm {
+            let question = Question {
+                tool: call.tool,
+                resource: scope.label(),
+                token: &token,
+            };
+            // A stateless question is recorded as `pending` (nothing decided yet);
+            // the retry that brings the answer is recorded like any call.
+            let refusal = match self.confirmer.confirm(&call.ask, &question).await {
+                Confirmed::Yes => None,
+                Confirmed::No(d) => Some(CallError::Denied(d)),
+                Confirmed::Pending(r) => Some(CallError::InputRequired(r)),
+            };
+            if let Some(e) = refusal {
+                self.refused(&call, scope.label(), &e);
+                return Err(e);
+            }
+        }
         let label = scope.label();
         let token_id = chain.last().cloned();
         let mut entry = Event {
@@ -669,10 +693,12 @@ impl Pipeline {
             .map(String::as_str)
             .unwrap_or("");
         self.limiter.check(root_id).map_err(Denial::RateLimited)?;
+        let confirm = facts.requires_confirmation(call.tool);
         Ok((
             Zeroizing::new(token.to_string()),
             facts.revocation_ids,
             facts.expires_at_unix,
+            confirm,
         ))
     }
 }
@@ -719,6 +745,7 @@ mod tests {
             request_id: "1".into(),
             tool,
             token: Ok(Some(token.to_string())),
+            ask: Ask::Unsupported,
         };
         rt.block_on(p.run(call, Ok(scope), |_| true, |auth| async move { f(auth) }))
             .unwrap_or_else(|e| panic!("{tool} refused: {e:?}"))

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    GetPromptResult, Prompt, PromptArgument, PromptMessage, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, Role,
+    GetPromptResult, Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
@@ -18,7 +18,8 @@ use serde_json::{json, Map, Value};
 use crate::backend::vault::KvRead;
 use crate::error::{CallError, Denial};
 
-use super::{call_of, Authorized, McpVault, Scope};
+use super::confirm::Ask;
+use super::{ask_of, call_of, Authorized, McpVault, Scope};
 
 const SCHEME: &str = "kv://";
 const MAX_DESCRIPTION_LEN: usize = 2000;
@@ -60,9 +61,10 @@ impl McpVault {
     /// '/'), else `kv.read`, through the pipeline like the tools themselves.
     pub(crate) async fn read_kv_resource(
         &self,
-        uri: &str,
+        request: &ReadResourceRequestParams,
         context: &RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResult, ErrorData> {
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.as_str();
         let subject = self.ctx.pipeline.subject();
         let rest = uri.strip_prefix(SCHEME).ok_or_else(|| {
             ErrorData::invalid_params(
@@ -122,10 +124,25 @@ impl McpVault {
             )
             .with_mime_type("application/json")]))
         };
-        self.ctx
+        // A confirmation is bound to the URI, the read's only argument.
+        let mut args = Map::new();
+        args.insert("uri".into(), Value::String(uri.to_string()));
+        let ask = ask_of(
+            context,
+            request.request_state.clone(),
+            request.input_responses.clone(),
+            &args,
+        );
+        let ran = self
+            .ctx
             .pipeline
-            .run(call_of(context, tool), scope, Result::is_ok, read)
-            .await?
+            .run(call_of(context, tool, ask), scope, Result::is_ok, read)
+            .await;
+        match ran {
+            Ok(result) => result.map(Into::into),
+            Err(CallError::InputRequired(r)) => Ok(ReadResourceResponse::InputRequired(*r)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(crate) fn kv_prompts(&self) -> Vec<Prompt> {
@@ -201,7 +218,12 @@ impl McpVault {
         };
         self.ctx
             .pipeline
-            .run(call_of(context, tool), scope, |_| true, |_| async {})
+            .run(
+                call_of(context, tool, Ask::NoBackend),
+                scope,
+                |_| true,
+                |_| async {},
+            )
             .await?;
         let path_json = Value::String(path.clone());
         let (summary, text) = match description {

@@ -728,3 +728,34 @@ fn reveal_is_minted_shown_narrowed_and_never_added() {
     let bad = usage(&["mint", "--key", s(&st.key), "--reveal", "vault:x"]);
     assert!(bad.contains("invalid resource"), "{bad}");
 }
+
+#[test]
+fn confirm_is_minted_added_by_attenuation_and_never_removed() {
+    let st = Setup::new();
+    let t = st.mint(&["--subject", "a", "--confirm", "kv.delete"]);
+    let verify = |tok: &str| {
+        json(&ok(&[
+            "verify", "--token", tok, "--pubkey", &st.pk, "--tool", "kv.read",
+        ]))
+    };
+    assert_eq!(verify(&t)["confirm"], serde_json::json!(["kv.delete"]));
+    let info = json(&ok(&["inspect", "--token", &t]));
+    assert!(
+        info["blocks"][0]["facts"]
+            .to_string()
+            .contains("confirm(\\\"kv.delete\\\")"),
+        "{info}"
+    );
+    // Attenuation adds (a family here); a later attenuation without it keeps both.
+    let more = ok(&["attenuate", "--token", &t, "--confirm", "transit.*"]);
+    let quiet = ok(&["attenuate", "--token", &more, "--ttl", "60"]);
+    assert_eq!(
+        verify(&quiet)["confirm"],
+        serde_json::json!(["kv.delete", "transit.*"])
+    );
+    // No requirement, no field (MCPVault's shape).
+    let plain = st.mint(&["--subject", "a"]);
+    assert!(verify(&plain).get("confirm").is_none());
+    let bad = usage(&["mint", "--key", s(&st.key), "--confirm", "kv read"]);
+    assert!(bad.contains("invalid tool name"), "{bad}");
+}

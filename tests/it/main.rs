@@ -6,7 +6,8 @@
 //!   and tokens, stand-in dead or hung backends, polling, stdout purity);
 //! - `devstack`: reaching the dev stack (env file, OpenBao API by curl, its audit
 //!   log, PostgreSQL logins, private OpenBao / moto servers);
-//! - the areas: `cli`, `audit_log`, `pipeline` (write-ahead audit, tool surface,
+//! - the areas: `cli`, `confirm` (human confirmation through the MCP Python SDK),
+//!   `audit_log`, `pipeline` (write-ahead audit, tool surface,
 //!   configuration), `revocation_live`, `no_leak`, `kms_tools`, `handles`,
 //!   `vault` (tools, backend connection), `hostile` (input, pipeline, rate limits,
 //!   lifecycle), `faults` (backends dying and hanging), `fuzz_regressions`.
@@ -20,6 +21,7 @@ mod harness;
 
 mod audit_log;
 mod cli;
+mod confirm;
 mod faults;
 mod fuzz_regressions;
 mod handles;

@@ -46,6 +46,7 @@ fn chain(k: &KeyFile, depth: usize) -> String {
                 resources: vec![format!("kv:app/{}*", "x/".repeat(i)).parse().unwrap()],
                 max_delegation_depth: (i == 0).then_some(8),
                 reveal: None,
+                confirm: Vec::new(),
             },
         )
         .unwrap();

@@ -67,6 +67,11 @@ pub struct Shape {
     /// What attenuation blocks say they narrowed to (`narrow_tool`, `narrow_resource`
     /// display facts), for denials that explain. Never used to decide.
     pub narrowed: Vec<Narrowing>,
+    /// `confirm(TOOL)` facts of every block (sorted, deduplicated): tools whose
+    /// calls need the user's confirmation. Read from every block, not only the
+    /// authority block: a requirement only restricts, so a holder may add one, and
+    /// no block can take one away.
+    pub confirms: Vec<String>,
 }
 
 /// The display facts of one attenuation block.
@@ -214,7 +219,8 @@ struct Tally {
     symbols: Vec<String>,
     /// Authority-block facts: name and terms.
     authority_facts: Vec<(u64, Vec<Scalar>)>,
-    /// Attenuation-block facts, with their block index.
+    /// Attenuation-block facts, with their block index (only `confirm` and the
+    /// display facts are read from them).
     holder_facts: Vec<(usize, u64, Vec<Scalar>)>,
     authority_rules: bool,
     /// Dates of single-query TTL checks.
@@ -301,6 +307,7 @@ pub fn check(token: &[u8], max_facts: u64) -> Result<Shape, ShapeError> {
         expiry: tally.expiries.iter().copied().min(),
         cost,
         narrowed: narrowings(&tally),
+        confirms: confirms(&tally)?,
     })
 }
 
@@ -343,6 +350,35 @@ fn narrowings(tally: &Tally) -> Vec<Narrowing> {
         }
     }
     out
+}
+
+/// The `confirm(TOOL)` facts of every block. One string term or the token is
+/// malformed: a requirement that cannot be read must not be silently dropped.
+fn confirms(tally: &Tally) -> Result<Vec<String>, ShapeError> {
+    let table = SymbolTable::from(tally.symbols.clone())
+        .map_err(|_| ShapeError::Malformed("symbol table overlaps the defaults"))?;
+    let mut out = Vec::new();
+    let holder = tally.holder_facts.iter().map(|(_, n, t)| (n, t));
+    for (name, terms) in tally
+        .authority_facts
+        .iter()
+        .map(|(n, t)| (n, t))
+        .chain(holder)
+    {
+        if table.get_symbol(*name) != Some("confirm") {
+            continue;
+        }
+        match terms.as_slice() {
+            [Scalar::Str(id)] => match table.get_symbol(*id) {
+                Some(t) => out.push(t.to_string()),
+                None => return Err(ShapeError::Malformed("unknown symbol")),
+            },
+            _ => return Err(ShapeError::Malformed("confirm fact with unexpected terms")),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// Resolves the authority block's facts. A known predicate with the right arity but

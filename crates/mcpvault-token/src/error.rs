@@ -60,6 +60,20 @@ pub enum Denial {
     /// (loopback, private, link-local, ...) outside `MCPVAULT_HTTP_ALLOW_NETS`.
     #[error("destination blocked: {0}")]
     DestinationBlocked(String),
+    /// The token requires the user's confirmation for this tool and the user
+    /// declined (or cancelled) it.
+    #[error("declined by user")]
+    Declined,
+    /// No answer to the confirmation question within `MCPVAULT_CONFIRM_TIMEOUT`.
+    #[error("confirmation timed out")]
+    ConfirmTimedOut,
+    /// The token requires confirmation and the client declared no elicitation.
+    #[error("confirmation required, but the client does not support elicitation")]
+    ConfirmUnsupported,
+    /// A confirmation that cannot be trusted: a request state that was altered,
+    /// issued for another call, or already used; an answer missing or unreadable.
+    #[error("confirmation rejected: {0}")]
+    ConfirmRejected(String),
 }
 
 impl Denial {
@@ -86,6 +100,10 @@ impl Denial {
             Denial::HandleExpired => "handle_expired",
             Denial::HandleRevealable => "handle_revealable",
             Denial::DestinationBlocked(_) => "destination_blocked",
+            Denial::Declined => "declined",
+            Denial::ConfirmTimedOut => "confirm_timed_out",
+            Denial::ConfirmUnsupported => "confirm_unsupported",
+            Denial::ConfirmRejected(_) => "confirm_rejected",
         }
     }
 }

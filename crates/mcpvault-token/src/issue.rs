@@ -25,6 +25,8 @@ pub struct MintSpec {
     pub resources: Vec<ResourcePattern>,
     /// What secret values the token may see in clear (`--reveal`); none by default.
     pub reveal: Vec<ResourcePattern>,
+    /// Tools whose calls first ask the user (`--confirm`); none by default.
+    pub confirm: Vec<ToolGrant>,
 }
 
 impl Default for MintSpec {
@@ -37,6 +39,7 @@ impl Default for MintSpec {
             max_delegation_depth: 3,
             resources: Vec::new(),
             reveal: Vec::new(),
+            confirm: Vec::new(),
         }
     }
 }
@@ -52,6 +55,9 @@ pub struct AttenuateSpec {
     /// Narrow reveal to these patterns (`Some(vec![])`: drop it). It can only take
     /// away: a token whose authority block grants no reveal still reveals nothing.
     pub reveal: Option<Vec<ResourcePattern>>,
+    /// Tools whose calls first ask the user, on top of those the token already
+    /// names (it can add a requirement, never remove one).
+    pub confirm: Vec<ToolGrant>,
 }
 
 /// Upper bound on a TTL so `now + ttl` cannot overflow the Datalog date.
@@ -83,6 +89,21 @@ fn identity(kind: &str, value: &str) -> Result<Term, TokenError> {
         )));
     }
     Ok(Term::Str(value.to_string()))
+}
+
+/// `confirm(TOOL)` facts, as `*`, `kv.*` or an exact name (the text `--confirm`
+/// takes). Plain facts, read by the verifier's static walk from every block.
+fn confirm_facts(list: &[ToolGrant]) -> Vec<(&'static str, HashMap<String, Term>)> {
+    list.iter()
+        .map(|g| {
+            let text = match g {
+                ToolGrant::All => "*".to_string(),
+                ToolGrant::Exact(n) => n.clone(),
+                ToolGrant::Family(p) => format!("{p}*"),
+            };
+            ("confirm({t})", one("t", Term::Str(text)))
+        })
+        .collect()
 }
 
 /// Mints a token. The authority block stays MCPVault-compatible (`tool`, `tool_wildcard`,
@@ -164,6 +185,9 @@ pub fn mint(key: &KeyFile, spec: &MintSpec) -> Result<String, TokenError> {
             ]),
             HashMap::new(),
         )?;
+    }
+    for (src, params) in confirm_facts(&spec.confirm) {
+        b = b.code_with_params(src, params, HashMap::new())?;
     }
     b = b.code_with_params(
         "check if time($t), $t < {exp}",
@@ -249,6 +273,9 @@ pub fn attenuate(
     if let Some(reveal) = &spec.reveal {
         no_http_reveal(reveal)?;
         let (src, params) = reveal_check(reveal);
+        block = block.code_with_params(src, params, HashMap::new())?;
+    }
+    for (src, params) in confirm_facts(&spec.confirm) {
         block = block.code_with_params(src, params, HashMap::new())?;
     }
     if let Some(more) = spec.max_delegation_depth {

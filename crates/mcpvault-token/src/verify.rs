@@ -148,7 +148,26 @@ pub struct AuthorizedFacts {
     /// blocks may narrow it (asked per value with [`Verifier::may_reveal`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reveal: Vec<String>,
+    /// Tools (`kv.delete`, a family `kv.*`, or `*`) whose calls wait for the user's
+    /// confirmation: the union over every block (a block can add a requirement,
+    /// never remove one). Not printed when empty, so MCPVault-shaped output stays
+    /// the same.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confirm: Vec<String>,
     pub revocation_ids: Vec<String>,
+}
+
+impl AuthorizedFacts {
+    /// Whether a call of `tool` needs the user's confirmation first.
+    pub fn requires_confirmation(&self, tool: &str) -> bool {
+        self.confirm.iter().any(|c| {
+            // Any text parses or matches nothing: an unparseable requirement
+            // (written by hand, not by `mint`) falls back to an exact comparison.
+            c.parse::<crate::scope::ToolGrant>()
+                .map(|g| g.matches(tool))
+                .unwrap_or(c == tool)
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -472,7 +491,13 @@ impl Verifier {
             .iter()
             .filter_map(|(k, p)| format!("{k}:{p}").parse().ok())
             .collect();
-        let (facts, defect) = authorized_facts(authority, &biscuit, shape.expiry, &self.config);
+        let (facts, defect) = authorized_facts(
+            authority,
+            &biscuit,
+            shape.expiry,
+            shape.confirms,
+            &self.config,
+        );
         Ok(Verified {
             id: NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed),
             revocation_ids: biscuit.revocation_identifiers(),
@@ -752,6 +777,7 @@ fn authorized_facts(
     a: AuthorityFacts,
     biscuit: &Biscuit,
     expiry: Option<u64>,
+    confirm: Vec<String>,
     config: &VerifierConfig,
 ) -> (AuthorizedFacts, Option<Denial>) {
     let sorted = |mut v: Vec<String>| {
@@ -795,6 +821,7 @@ fn authorized_facts(
                 .map(|(k, p)| format!("{k}:{p}"))
                 .collect(),
         ),
+        confirm,
         revocation_ids: biscuit
             .revocation_identifiers()
             .iter()

@@ -103,6 +103,7 @@ fn attenuate_spec() -> impl Strategy<Value = AttenuateSpec> {
             resources,
             max_delegation_depth: depth,
             reveal,
+            confirm: Vec::new(),
         })
 }
 
@@ -255,6 +256,7 @@ proptest! {
             max_delegation_depth: max_depth,
             resources: resources.clone(),
             reveal: Vec::new(),
+            confirm: Vec::new(),
         };
         let t = token::mint(&k, &spec).unwrap();
         let wildcard = tools.as_ref().is_none_or(|g| g.contains(&ToolGrant::All));

@@ -1028,3 +1028,60 @@ fn authority_rules_are_evaluated() {
         Err(Denial::DelegationTooDeep(_))
     ));
 }
+
+/// `confirm` requirements: minted, added by attenuation (never removed), read from
+/// every block (a holder's plain fact adds one too), and an unreadable one refuses
+/// the token rather than being dropped.
+#[test]
+fn confirm_requirements_only_accumulate() {
+    let k = key();
+    let v = verifier(&[&k]);
+    let confirm = |list: &str| token::parse_tools(list).unwrap();
+    let t = mint(
+        &k,
+        MintSpec {
+            subject: Some("agentA".into()),
+            confirm: confirm("kv.delete"),
+            ..MintSpec::default()
+        },
+    );
+    let facts = check(&v, &t, &req("kv.read")).unwrap();
+    assert_eq!(facts.confirm, vec!["kv.delete"]);
+    assert!(facts.requires_confirmation("kv.delete"));
+    assert!(!facts.requires_confirmation("kv.read"));
+    // Attenuation adds a family; an attenuation that says nothing keeps both.
+    let wider = attenuate(
+        &t,
+        AttenuateSpec {
+            confirm: confirm("transit.*"),
+            ..AttenuateSpec::default()
+        },
+    );
+    let quiet = attenuate(&wider, AttenuateSpec::default());
+    let facts = check(&v, &quiet, &req("kv.read")).unwrap();
+    assert_eq!(facts.confirm, vec!["kv.delete", "transit.*"]);
+    assert!(facts.requires_confirmation("transit.decrypt"));
+    assert!(facts.requires_confirmation("kv.delete"));
+    assert!(!facts.requires_confirmation("kv.write"));
+    // A holder's raw block adds `*`; nothing a block says takes a requirement away.
+    let all = append_raw(&quiet, r#"confirm("*"); tool_wildcard("*");"#);
+    let facts = check(&v, &all, &req("kv.read")).unwrap();
+    assert!(facts.requires_confirmation("kv.read"));
+    // A requirement that cannot be read refuses the token.
+    let odd = append_raw(&t, "confirm(1);");
+    assert!(matches!(
+        check(&v, &odd, &req("kv.read")),
+        Err(Denial::Malformed(_))
+    ));
+    // Without any, nothing is printed (MCPVault-shaped output unchanged).
+    let plain = mint(
+        &k,
+        MintSpec {
+            subject: Some("agentA".into()),
+            ..MintSpec::default()
+        },
+    );
+    let facts = check(&v, &plain, &req("kv.read")).unwrap();
+    let json = serde_json::to_value(&facts).unwrap();
+    assert!(json.get("confirm").is_none(), "{json}");
+}
