@@ -309,6 +309,7 @@ fn read_only_and_allow_listed_processes_register_only_those_tools() {
         "kms.decrypt",
         "kms.verify",
         "kv.list",
+        "kv.metadata",
         "kv.read",
         "transit.decrypt",
         "transit.encrypt",
