@@ -107,6 +107,14 @@ TOKEN_RO=$(printf '%s' "$TOKEN" | "$CLI" attenuate --token - --pubkey "$PUB" --t
 echo "  token (read-only):    $(short "$TOKEN_RO") (${#TOKEN_RO} chars)"
 
 TOKEN_B=$("$CLI" mint --key "$KEY" --subject agentB --tools 'kv.*' --ttl 900)
+
+# A loopback API of the demo's own (started by the client) and a token that may call
+# it and read app/* but reveals nothing: it uses the password without seeing it.
+API_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+API_URL="http://127.0.0.1:$API_PORT"
+echo "  \$ mcpvault mint --tools kv.read,http.request --resource 'kv:app/*' --resource 'http:$API_URL/v1/*'   (no --reveal)"
+TOKEN_API=$("$CLI" mint --key "$KEY" --subject agentA --ttl 900 --tools 'kv.read,http.request' \
+  --resource 'kv:app/*' --resource "http:$API_URL/v1/*")
 echo "  token (agentB):       $(short "$TOKEN_B")"
 
 printf '%s' "$TOKEN_RO" | "$CLI" inspect --token - >"$WORK/inspect.json"
@@ -161,11 +169,14 @@ print(json.dumps({
     "AWS_ACCESS_KEY_ID": e["AWS_ACCESS_KEY_ID"],
     "AWS_SECRET_ACCESS_KEY": e["AWS_SECRET_ACCESS_KEY"],
     "AWS_KMS_DEFAULT_KEY_ID": "alias/app",
+    # The demo API listens on loopback, which http.request refuses by default.
+    "MCPVAULT_HTTP_ALLOW_NETS": "127.0.0.1/32",
 }))')
 
 set +e
 DEMO_SERVER_BIN=$SERVER DEMO_CLI_BIN=$CLI \
   DEMO_TOKEN=$TOKEN DEMO_TOKEN_RO=$TOKEN_RO DEMO_TOKEN_AGENTB=$TOKEN_B \
+  DEMO_TOKEN_API=$TOKEN_API DEMO_API_PORT=$API_PORT DEMO_API_URL=$API_URL \
   DEMO_SERVER_ENV=$SERVER_ENV DEMO_REVOCATION_FILE=$REVOCATION_FILE \
   DEMO_AUDIT_LOG=$AUDIT_LOG DEMO_SERVER_STDERR=$WORK/server.stderr \
   DEMO_BAO_AUDIT_LOG=$BAO_AUDIT_LOG \

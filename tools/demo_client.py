@@ -34,6 +34,32 @@ from mcp.client.stdio import stdio_client
 
 FAILURES: list[str] = []
 PASSED = 0
+# Authorization headers the demo's own loopback API received.
+API_SEEN: list[str] = []
+
+
+def start_api(port: int) -> None:
+    """A loopback HTTP API of the demo's own: records the Authorization header it gets
+    and echoes it back, as a careless API might (mcpvault redacts the echo)."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            auth = self.headers.get("Authorization", "")
+            API_SEEN.append(auth)
+            body = json.dumps({"you_sent": auth}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
 
 
 def short(secret: str, n: int = 12) -> str:
@@ -135,6 +161,7 @@ async def main() -> int:
     audit_log = os.environ["DEMO_AUDIT_LOG"]
     stderr_path = os.environ["DEMO_SERVER_STDERR"]
     subject = server_env["SUBJECT"]
+    start_api(int(os.environ["DEMO_API_PORT"]))
     secret_value = "s3cr3t-" + os.urandom(6).hex()
     plaintext = b"attack at dawn " + os.urandom(4).hex().encode()
 
@@ -272,6 +299,29 @@ async def main() -> int:
                 else:
                     print("  the server offers no kms.encrypt/kms.decrypt yet: KMS part not shown")
 
+                heading("Secrets without exposure: call an API with a key the agent never sees")
+                token_api = os.environ["DEMO_TOKEN_API"]
+                api = os.environ["DEMO_API_URL"]
+                r = await expect_ok(session, "kv.read", {"path": path}, token_api, "api",
+                                    "kv.read with a token that reveals nothing")
+                handle = str((r.structured.get("data") or {}).get("password", ""))
+                expect(handle.startswith("mcpvault:handle:") and secret_value not in str(r.structured),
+                       "the password comes back as a handle", f"password={handle[:24]}…")
+                r = await expect_ok(session, "http.request",
+                                    {"method": "GET", "url": f"{api}/v1/whoami",
+                                     "headers": {"Authorization": "Bearer {{" + handle + "}}"}},
+                                    token_api, "api", "http.request with {{handle}} in a header")
+                seen = API_SEEN[-1] if API_SEEN else ""
+                expect(seen == f"Bearer {secret_value}",
+                       "the API received the real secret (server-side substitution)",
+                       f"the API saw 'Bearer ' + {len(seen) - 7} characters, equal to the stored value")
+                body = str(r.structured.get("body", ""))
+                expect(secret_value not in str(r.structured) and "[redacted]" in body,
+                       "the API's echo of the secret comes back [redacted]", body[:80])
+                await expect_denied(session, "http.request", {"method": "GET", "url": f"{api}/admin"},
+                                    token_api, "api", "resource not granted",
+                                    "a URL outside the token's http: pattern")
+
     heading("What the server wrote outside stdout")
     leaks = []
     for label, p in (("audit log", audit_log), ("stderr", stderr_path)):
@@ -282,6 +332,7 @@ async def main() -> int:
         lines = [l for l in text.splitlines() if l.strip()]
         print(f"  {label}: {p} ({len(lines)} lines)")
         for needle, name in ((token, "full token"), (token_ro, "read-only token"),
+                             (os.environ["DEMO_TOKEN_API"], "api token"),
                              (token_b, "agentB token"), (secret_value, "secret value"),
                              (b64(plaintext), "plaintext")):
             if needle and needle in text:
