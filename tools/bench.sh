@@ -131,6 +131,15 @@ LEASE_TOKENS=$(for _ in $(seq 1 21); do
 done | "$PY" -c 'import json,sys; print(json.dumps(sys.stdin.read().split()))')
 BENCH_LEASE_TOKENS=$LEASE_TOKENS timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" \
   "$PY" "$SCRIPT_DIR/bench_leases.py" || die "bench_leases.py failed"
+echo
+# (h), (i): handles instead of values, and http.request against a direct request.
+HANDLE_REVEAL=$("$CLI" mint --key "$KEY" --subject agentA --tools kv.read --resource 'kv:bench/*' --reveal 'kv:bench/*' --ttl 3600)
+API_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+HANDLE_SEALED=$("$CLI" mint --key "$KEY" --subject agentA --tools kv.read,http.request \
+  --resource 'kv:bench/*' --resource "http:http://127.0.0.1:$API_PORT/v1/*" --ttl 3600)
+BENCH_TOKEN_REVEAL=$HANDLE_REVEAL BENCH_TOKEN_SEALED=$HANDLE_SEALED BENCH_API_PORT=$API_PORT \
+  timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_handles.py" ||
+  die "bench_handles.py failed"
 cat <<'EOF'
       peers (../shared/peers.md, same method): openbao-mcp 4372 ms / 53.0 ms / 156 MiB,
       claude-vault-mcp 990 ms / 4.66 ms / 78 MiB, Python echo server 38 ms / 0.29 ms / 13 MiB,
