@@ -440,3 +440,39 @@ fn bad_arguments_get_clear_errors() {
     }
     assert!(up.seen().is_empty(), "{:?}", up.seen());
 }
+
+/// A database password the agent never sees, used where it is needed: the handle from
+/// `db.issue_creds` goes into an `http.request` body, the loopback service receives the
+/// exact password, and that password logs in to PostgreSQL.
+#[test]
+fn a_database_password_handle_reaches_a_service_and_logs_in() {
+    let up = Upstream::start();
+    let mut s = Server::start(SUBJECT, &[LOOPBACK]);
+    let token = sealed_token_for(SUBJECT, None, &[&format!("http:{}", up.url("/ok*"))]);
+    let c = s.call_ok("db.issue_creds", json!({"role": "readonly"}), &token);
+    let user = c["username"].as_str().expect("username").to_string();
+    let h = c["password"].as_str().expect("password").to_string();
+    assert!(h.starts_with("mcpvault:handle:"), "{c}");
+    let r = s.call(
+        "http.request",
+        json!({
+            "method": "POST",
+            "url": up.url("/ok"),
+            "headers": { "Content-Type": "text/plain" },
+            "body": format!("{{{{{h}}}}}"),
+        }),
+        Some(&token),
+    );
+    assert_ne!(r["isError"], json!(true), "{r}");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let password = String::from_utf8(seen[0].body.clone()).expect("utf-8 password");
+    assert!(!password.contains("mcpvault:handle:"), "not substituted");
+    assert!(!r.to_string().contains(&password), "{r}");
+    assert_eq!(
+        crate::devstack::psql_login(&user, &password).as_deref(),
+        Ok(user.as_str())
+    );
+    let lease = c["lease_id"].as_str().expect("lease").to_string();
+    s.call_ok("db.revoke", json!({"lease_id": lease}), &token);
+}
