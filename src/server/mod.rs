@@ -7,6 +7,7 @@
 
 pub mod confirm;
 mod db;
+pub mod front;
 pub mod handles;
 mod http;
 mod kms;
@@ -194,6 +195,16 @@ impl McpVault {
     /// are not refused for want of it (they are, if Vault cannot be read).
     pub async fn prime(&self) {
         self.ctx.read_shared_revocations().await;
+    }
+
+    /// Whether this process registers `tool`.
+    pub fn has_tool(&self, tool: &str) -> bool {
+        self.tool_router.has_route(tool)
+    }
+
+    /// Whether `token` grants `tool` (for a per-request `tools/list`).
+    pub fn token_grants(&self, token: &str, tool: &str) -> bool {
+        self.ctx.pipeline.grants(token, tool)
     }
 
     /// At exit: sign what the audit log holds since its last checkpoint.

@@ -643,8 +643,14 @@ impl Pipeline {
     /// is still authorized on its own.
     pub fn default_token_grants(&self, tool: &str) -> Option<bool> {
         let token = self.default_token.as_deref()?;
+        Some(self.grants(token, tool))
+    }
+
+    /// Whether `token` grants `tool` at all, whatever the resource (for `tools/list`
+    /// only: every call is still authorized on its own).
+    pub fn grants(&self, token: &str, tool: &str) -> bool {
         let Ok(revoked) = self.shared.revocation.current() else {
-            return Some(false);
+            return false;
         };
         let req = Request {
             tool,
@@ -652,12 +658,10 @@ impl Pipeline {
             subject: Some(&self.shared.subject),
             now: SystemTime::now(),
         };
-        Some(
-            self.shared
-                .verifier
-                .authorize(token, &req, &revoked)
-                .is_ok(),
-        )
+        self.shared
+            .verifier
+            .authorize(token, &req, &revoked)
+            .is_ok()
     }
 
     /// The token checks, cheapest first.

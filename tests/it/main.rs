@@ -27,6 +27,7 @@ mod fuzz_regressions;
 mod handles;
 mod hostile;
 mod http_request;
+mod http_server;
 mod kms_tools;
 mod no_leak;
 mod pipeline;

@@ -540,6 +540,16 @@ impl Vault {
     }
 }
 
+impl Vault {
+    /// Reachable and logged in: the server's own token looks itself up (every
+    /// Vault token may). For readiness probes.
+    pub async fn ready(&self) -> Result<(), VaultError> {
+        self.call::<Value>(Raw::get("auth/token/lookup-self"))
+            .await
+            .map(|_| ())
+    }
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, VaultError> {
     serde_json::from_slice(body).map_err(|e| {
         // serde messages can quote the offending value, which may be a secret:
