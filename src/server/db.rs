@@ -162,13 +162,10 @@ impl McpVault {
         }))
     }
 
-    /// db.issue_creds without wrapping. The role comes from `auth` (the authorized
-    /// scope), not from the arguments.
-    async fn db_issue_plain(&self, auth: Arc<Authorized>) -> Result<Json<IssueResult>, CallError> {
-        // The lease belongs to a Vault child token made for this capability token:
-        // it ends when the capability does, and dies when it is revoked.
-        let child = self
-            .vault()
+    /// The Vault child token made for this capability token: leases issued through
+    /// it end when the capability does, and die when it is revoked.
+    async fn child_for(&self, auth: &Authorized, op: &'static str) -> Result<String, CallError> {
+        self.vault()
             .child_token(
                 &self.cfg().vault_token_role,
                 &self.cfg().kv_mount,
@@ -176,7 +173,13 @@ impl McpVault {
                 auth.remaining_secs(),
             )
             .await
-            .map_err(|e| e.at("db.issue_creds"))?;
+            .map_err(|e| e.at(op).into())
+    }
+
+    /// db.issue_creds without wrapping. The role comes from `auth` (the authorized
+    /// scope), not from the arguments.
+    async fn db_issue_plain(&self, auth: Arc<Authorized>) -> Result<Json<IssueResult>, CallError> {
+        let child = self.child_for(&auth, "db.issue_creds").await?;
         let c = self
             .vault()
             .db_creds(&self.cfg().db_mount, auth.named()?, Some(&child))
@@ -277,16 +280,7 @@ impl McpVault {
     ) -> Result<IssueOutput, CallError> {
         const OP: &str = "db.issue_creds";
         let ttl = wrap_ttl(auth, asked)?;
-        let child = self
-            .vault()
-            .child_token(
-                &self.cfg().vault_token_role,
-                &self.cfg().kv_mount,
-                &auth.chain,
-                auth.remaining_secs(),
-            )
-            .await
-            .map_err(|e| e.at(OP))?;
+        let child = self.child_for(auth, OP).await?;
         let w = self
             .vault()
             .db_creds_wrapped(&self.cfg().db_mount, auth.named()?, &child, ttl)

@@ -297,17 +297,23 @@ impl Verifier {
     /// a request (no tool, resource, time or revocation decision: callers authorize
     /// each call as usual). For routing a call to the subject the token names.
     pub fn facts(&self, token: &str) -> Result<AuthorizedFacts, Denial> {
+        Ok(self.checked(token)?.facts.clone())
+    }
+
+    /// The token, signature-checked (cached), without authority-block defects.
+    fn checked(&self, token: &str) -> Result<Arc<Verified>, Denial> {
         let text = token.trim();
         if text.is_empty() {
             return Err(Denial::NoToken);
         }
         if text.len() > MAX_TOKEN_BYTES {
+            // Before hashing or caching anything.
             return Err(decode_token(text).err().unwrap_or(Denial::NoToken));
         }
         let verified = self.verified(text)?;
         match &verified.defect {
             Some(d) => Err(d.clone()),
-            None => Ok(verified.facts.clone()),
+            None => Ok(verified),
         }
     }
 
@@ -339,18 +345,7 @@ impl Verifier {
         revoked: &RevocationSet,
         reveal: Option<RequestResource<'_>>,
     ) -> Result<AuthorizedFacts, Denial> {
-        let text = token.trim();
-        if text.is_empty() {
-            return Err(Denial::NoToken);
-        }
-        if text.len() > MAX_TOKEN_BYTES {
-            // Before hashing or caching anything.
-            return Err(decode_token(text).err().unwrap_or(Denial::NoToken));
-        }
-        let verified = self.verified(text)?;
-        if let Some(d) = &verified.defect {
-            return Err(d.clone());
-        }
+        let verified = self.checked(token)?;
         if verified
             .revocation_ids
             .iter()
