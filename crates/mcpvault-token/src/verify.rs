@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use biscuit_auth::builder::{date, fact, int, string, AuthorizerBuilder};
 use biscuit_auth::error::{FailedCheck, Logic, Token as BiscuitError};
-use biscuit_auth::{AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
+use biscuit_auth::{Authorizer, AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
 use lru::LruCache;
 use serde::Serialize;
 
@@ -224,7 +224,11 @@ impl From<Denial> for FirstSightError {
 struct Verified {
     /// Unique per first sight: the decision cache's handle on this token.
     id: u64,
-    biscuit: Biscuit,
+    /// The policy with this token loaded, built once and never run: each request
+    /// clones it and adds its own facts (`Authorizer::add_fact`, vendor/README.md).
+    /// Building (decoding and translating every block) was most of a known token's
+    /// cost per new request.
+    template: Authorizer,
     revocation_ids: Vec<Vec<u8>>,
     facts: AuthorizedFacts,
     /// Authority-block problems found at first sight (e.g. two subjects): deny always.
@@ -493,10 +497,18 @@ impl Verifier {
             shape.confirms,
             &self.config,
         );
+        let template = self
+            .policy
+            .clone()
+            .build(&biscuit)
+            .map_err(|e| FirstSightError {
+                deterministic: true,
+                denial: Denial::Malformed(short(&e)),
+            })?;
         Ok(Verified {
             id: NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed),
             revocation_ids: biscuit.revocation_identifiers(),
-            biscuit,
+            template,
             facts,
             defect,
             reveal,
@@ -512,58 +524,50 @@ impl Verifier {
         reveal: Option<RequestResource<'_>>,
     ) -> Result<(), Denial> {
         let kind = req.resource.map(|r| r.kind.as_str()).unwrap_or("none");
-        let mut b = self
-            .policy
-            .clone()
-            .fact(fact(
-                "time",
-                &[date(
-                    &(SystemTime::UNIX_EPOCH + Duration::from_secs(now_secs)),
-                )],
-            ))
-            .and_then(|b| b.fact(fact("requested_tool", &[string(req.tool)])))
-            .and_then(|b| b.fact(fact("request_kind", &[string(kind)])))
-            .and_then(|b| b.fact(fact("depth", &[int(i64::from(v.facts.delegation_depth))])))
-            .map_err(|_| Denial::Malformed("request facts".into()))?;
+        let mut a = v.template.clone();
+        let mut add = |f: biscuit_auth::builder::Fact| {
+            a.add_fact(f)
+                .map_err(|_| Denial::Malformed("request facts".into()))
+        };
+        add(fact(
+            "time",
+            &[date(
+                &(SystemTime::UNIX_EPOCH + Duration::from_secs(now_secs)),
+            )],
+        ))?;
+        add(fact("requested_tool", &[string(req.tool)]))?;
+        add(fact("request_kind", &[string(kind)]))?;
+        add(fact("depth", &[int(i64::from(v.facts.delegation_depth))]))?;
         if let Some(r) = req.resource.filter(|r| r.value != RequestResource::ANY) {
-            b = b
-                .fact(fact("requested_resource", &[string(kind), string(r.value)]))
-                .map_err(|_| Denial::Malformed("request facts".into()))?;
+            add(fact("requested_resource", &[string(kind), string(r.value)]))?;
             // `http` patterns are checked on the URL's parts. A value that is not a
             // canonical URL gets no parts and so matches no `http` pattern.
             if let Some(t) = (r.kind == ResourceKind::Http)
                 .then(|| HttpTarget::from_canonical(r.value))
                 .flatten()
             {
-                b = b
-                    .fact(fact(
-                        "requested_http",
-                        &[
-                            string(&t.scheme),
-                            string(&t.host),
-                            string(t.parent()),
-                            int(i64::from(t.port)),
-                            string(&t.path),
-                        ],
-                    ))
-                    .map_err(|_| Denial::Malformed("request facts".into()))?;
+                add(fact(
+                    "requested_http",
+                    &[
+                        string(&t.scheme),
+                        string(&t.host),
+                        string(t.parent()),
+                        int(i64::from(t.port)),
+                        string(&t.path),
+                    ],
+                ))?;
             }
         }
         // A reveal question states its target; an ordinary call says it is one, which
         // passes every reveal narrowing (those only speak to reveal questions).
-        b = match reveal {
-            Some(t) => b.fact(fact(
+        add(match reveal {
+            Some(t) => fact(
                 "reveal_request",
                 &[string(t.kind.as_str()), string(t.value)],
-            )),
-            None => b.fact(fact("request_purpose", &[string("call")])),
-        }
-        .map_err(|_| Denial::Malformed("request facts".into()))?;
-        let mut authorizer = b.build(&v.biscuit).map_err(|e| classify(e, req, v))?;
-        authorizer
-            .authorize()
-            .map(|_| ())
-            .map_err(|e| classify(e, req, v))
+            ),
+            None => fact("request_purpose", &[string("call")]),
+        })?;
+        a.authorize().map(|_| ()).map_err(|e| classify(e, req, v))
     }
 }
 
