@@ -96,6 +96,39 @@ fn bench_depths(c: &mut Criterion) {
             })
         });
 
+        // The path before the per-token template (what `seen_token_new_request` cost
+        // up to 2a3fa76): the policy, the request's facts, a fresh `build` of the
+        // parsed token (every block decoded and translated again), authorize.
+        let root = token::parse_public_keys(&k.public_key).unwrap()[0];
+        let parsed = Biscuit::from(decode_token(&t).unwrap(), root).unwrap();
+        let policy = AuthorizerBuilder::new()
+            .code(token::VERIFIER_POLICY)
+            .unwrap()
+            .set_limits(VerifierConfig::default().limits);
+        let mut j = 0;
+        c.bench_function(&format!("rebuilt_per_request/depth{depth}"), |b| {
+            b.iter(|| {
+                use biscuit_auth::builder::{date, fact, int, string};
+                j = (j + 1) % values.len();
+                let mut a = policy
+                    .clone()
+                    .fact(fact("time", &[date(&SystemTime::now())]))
+                    .and_then(|b| b.fact(fact("requested_tool", &[string("kv.read")])))
+                    .and_then(|b| b.fact(fact("request_kind", &[string("kv")])))
+                    .and_then(|b| b.fact(fact("depth", &[int(depth as i64)])))
+                    .and_then(|b| {
+                        b.fact(fact(
+                            "requested_resource",
+                            &[string("kv"), string(&values[j])],
+                        ))
+                    })
+                    .and_then(|b| b.fact(fact("request_purpose", &[string("call")])))
+                    .and_then(|b| b.build(&parsed))
+                    .unwrap();
+                black_box(a.authorize()).is_ok()
+            })
+        });
+
         // Same token, same request, same second: the decision cache.
         c.bench_function(&format!("cached/depth{depth}"), |b| {
             b.iter(|| black_box(v.authorize(black_box(&t), &request(VALUE), &none)).is_ok())

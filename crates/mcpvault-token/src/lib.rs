@@ -23,5 +23,5 @@ pub use keys::{generate_keypair, parse_public_keys, KeyFile};
 pub use scope::{parse_tools, ResourceKind, ResourcePattern, ToolGrant};
 pub use verify::{
     AuthorizedFacts, Request, RequestResource, RevocationSet, Verifier, VerifierConfig,
-    DEFAULT_MAX_DELEGATION_DEPTH, HARD_MAX_DELEGATION_DEPTH,
+    DEFAULT_MAX_DELEGATION_DEPTH, HARD_MAX_DELEGATION_DEPTH, POLICY as VERIFIER_POLICY,
 };

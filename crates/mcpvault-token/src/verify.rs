@@ -28,8 +28,9 @@ use crate::scope::{ResourceKind, ResourcePattern};
 pub const DEFAULT_MAX_DELEGATION_DEPTH: u32 = 5;
 
 /// Server-side policy. Only authority-block facts and the request facts below are
-/// visible to it, so nothing a later block adds can satisfy an `allow`.
-const POLICY: &str = r#"
+/// visible to it, so nothing a later block adds can satisfy an `allow`. Public for
+/// the benchmark that measures the path without the per-token template.
+pub const POLICY: &str = r#"
 allow if tool($t), requested_tool($t);
 allow if tool_wildcard("*");
 allow if tool_prefix($p), requested_tool($t), $t.starts_with($p);
