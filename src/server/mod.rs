@@ -12,6 +12,7 @@ pub mod handles;
 mod http;
 mod kms;
 mod kv;
+pub mod listen;
 pub mod pipeline;
 pub mod ratelimit;
 mod resources;
