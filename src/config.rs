@@ -402,6 +402,182 @@ impl Config {
     }
 }
 
+/// `mcpvault-http`'s TLS, from `MCPVAULT_TLS_CERT` + `MCPVAULT_TLS_KEY` (PEM files, both
+/// or neither) and `MCPVAULT_TLS_CLIENT_CA` (PEM; every connection must then present a
+/// certificate it signed). `None`: plain HTTP. Every problem is reported at once, each
+/// naming its variable and file; nothing from a key file is ever quoted.
+pub fn http_tls(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, Vec<String>> {
+    let mut r = Reader {
+        get,
+        problems: Vec::new(),
+    };
+    let (cert, key, ca) = (
+        r.var("MCPVAULT_TLS_CERT"),
+        r.var("MCPVAULT_TLS_KEY"),
+        r.var("MCPVAULT_TLS_CLIENT_CA"),
+    );
+    let (cert, key) = match (cert, key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => {
+            if ca.is_some() {
+                r.problems.push(
+                    "MCPVAULT_TLS_CLIENT_CA needs MCPVAULT_TLS_CERT and MCPVAULT_TLS_KEY                      (client certificates are checked on a TLS listener)"
+                        .into(),
+                );
+                return Err(r.problems);
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => {
+            r.problems.push(
+                "MCPVAULT_TLS_CERT is set but MCPVAULT_TLS_KEY is not: give both PEM files, or neither for plain HTTP".into(),
+            );
+            return Err(r.problems);
+        }
+        (None, Some(_)) => {
+            r.problems.push(
+                "MCPVAULT_TLS_KEY is set but MCPVAULT_TLS_CERT is not: give both PEM files, or neither for plain HTTP".into(),
+            );
+            return Err(r.problems);
+        }
+    };
+    let chain = r.pem_certs("MCPVAULT_TLS_CERT", &cert);
+    let private = r.pem_key("MCPVAULT_TLS_KEY", &key);
+    let roots = ca.as_deref().and_then(|ca| {
+        let certs = r.pem_certs("MCPVAULT_TLS_CLIENT_CA", ca)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs {
+            if let Err(e) = roots.add(c) {
+                r.problems.push(format!(
+                    "MCPVAULT_TLS_CLIENT_CA {ca}: not a usable CA certificate: {e}"
+                ));
+                return None;
+            }
+        }
+        Some(roots)
+    });
+    let (Some(chain), Some(private)) = (chain, private) else {
+        return Err(r.problems);
+    };
+    if ca.is_some() && roots.is_none() {
+        return Err(r.problems);
+    }
+    // Explicit provider: the one already in the build (reqwest, AWS SDK), so the
+    // process never depends on which default rustls would pick.
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = match rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+    {
+        Ok(b) => b,
+        Err(e) => {
+            r.problems.push(format!("TLS: {e}"));
+            return Err(r.problems);
+        }
+    };
+    let builder = match roots {
+        None => builder.with_no_client_auth(),
+        Some(roots) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build();
+            match verifier {
+                Ok(v) => builder.with_client_cert_verifier(v),
+                Err(e) => {
+                    r.problems.push(format!(
+                        "MCPVAULT_TLS_CLIENT_CA {}: {e}",
+                        ca.unwrap_or_default()
+                    ));
+                    return Err(r.problems);
+                }
+            }
+        }
+    };
+    match builder.with_single_cert(chain, private) {
+        Ok(mut cfg) => {
+            // One protocol served: HTTP/1.1 (a client offering only h2 is refused).
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok(Some(std::sync::Arc::new(cfg)))
+        }
+        Err(e) => {
+            r.problems.push(format!(
+                "MCPVAULT_TLS_CERT {cert} / MCPVAULT_TLS_KEY {key}: unusable together: {e}"
+            ));
+            Err(r.problems)
+        }
+    }
+}
+
+/// What went wrong in a PEM file, without quoting any of it (it may be a key).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> &'static str {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { .. } => "a PEM section has no END line",
+        Error::IllegalSectionStart { .. } => "a malformed PEM BEGIN line",
+        Error::Base64Decode(_) => "bad base64 inside a PEM section",
+        Error::NoItemsFound => "nothing of the expected kind in it",
+        Error::SectionTooLarge => "a PEM section over 256 MB",
+        _ => "not readable as PEM",
+    }
+}
+
+impl Reader<'_> {
+    /// The certificates of a PEM file (at least one).
+    fn pem_certs(
+        &mut self,
+        var_name: &str,
+        path: &str,
+    ) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+        let bytes = std::fs::read(path).map_err(|e| format!("{var_name}: cannot read {path}: {e}"));
+        let bytes = self.check(bytes)?;
+        let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&bytes).collect();
+        match certs {
+            Ok(c) if !c.is_empty() => Some(c),
+            Ok(_) => {
+                self.problems
+                    .push(format!("{var_name} {path}: no PEM CERTIFICATE in it"));
+                None
+            }
+            Err(e) => {
+                self.problems
+                    .push(format!("{var_name} {path}: {}", pem_problem(&e)));
+                None
+            }
+        }
+    }
+
+    /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+    fn pem_key(
+        &mut self,
+        var_name: &str,
+        path: &str,
+    ) -> Option<rustls::pki_types::PrivateKeyDer<'static>> {
+        use rustls::pki_types::pem::{Error, PemObject};
+        use rustls::pki_types::PrivateKeyDer;
+        let bytes = std::fs::read(path).map_err(|e| format!("{var_name}: cannot read {path}: {e}"));
+        let bytes = self.check(bytes)?;
+        match PrivateKeyDer::from_pem_slice(&bytes) {
+            Ok(k) => Some(k),
+            Err(Error::NoItemsFound) => {
+                self.problems.push(format!(
+                    "{var_name} {path}: no PEM private key in it (PKCS#8, PKCS#1 or SEC1)"
+                ));
+                None
+            }
+            Err(e) => {
+                self.problems
+                    .push(format!("{var_name} {path}: {}", pem_problem(&e)));
+                None
+            }
+        }
+    }
+}
+
 /// Parses the key list once for reuse (kept here so both binaries share it).
 pub fn public_keys_from_keyfile(k: &KeyFile) -> Result<Vec<PublicKey>, String> {
     parse_public_keys(&k.public_key).map_err(|e| e.to_string())
@@ -452,6 +628,41 @@ mod tests {
     fn the_servers_own_records_are_outside_every_namespace() {
         let e = from(&[("SUBJECT", "children"), ("DEFAULT_PREFIX", "mcpvault")]).unwrap_err();
         assert!(e.iter().any(|p| p.starts_with("DEFAULT_PREFIX")), "{e:?}");
+    }
+
+    fn tls(pairs: &[(&str, &str)]) -> Result<bool, Vec<String>> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        http_tls(&move |k: &str| m.get(k).cloned()).map(|c| c.is_some())
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_are_named_when_unreadable() {
+        assert_eq!(tls(&[]), Ok(false));
+        let e = tls(&[("MCPVAULT_TLS_CERT", "c.pem")]).unwrap_err();
+        assert!(e[0].contains("MCPVAULT_TLS_KEY is not"), "{e:?}");
+        let e = tls(&[("MCPVAULT_TLS_CLIENT_CA", "ca.pem")]).unwrap_err();
+        assert!(e[0].starts_with("MCPVAULT_TLS_CLIENT_CA needs"), "{e:?}");
+        let e = tls(&[
+            ("MCPVAULT_TLS_CERT", "/nonexistent/c.pem"),
+            ("MCPVAULT_TLS_KEY", "/nonexistent/k.pem"),
+            ("MCPVAULT_TLS_CLIENT_CA", "/nonexistent/ca.pem"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        for (var, file) in [
+            ("MCPVAULT_TLS_CERT", "c.pem"),
+            ("MCPVAULT_TLS_KEY", "k.pem"),
+            ("MCPVAULT_TLS_CLIENT_CA", "ca.pem"),
+        ] {
+            assert!(
+                e.iter()
+                    .any(|p| p.starts_with(var) && p.contains(&format!("/nonexistent/{file}"))),
+                "{var}: {e:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,11 +5,21 @@
 //! The transport is rmcp's streamable HTTP tower service (sessions for 2025-11-25 and
 //! earlier, stateless 2026-07-28); this file only wires it: Host and Origin checks
 //! (rmcp's, with Origin validation forced on so that an empty allow-list refuses every
-//! request bearing an Origin), a body limit (413), graceful shutdown.
+//! request bearing an Origin), a body limit (413), TLS and mTLS (rustls), time
+//! bounds on what clients control, graceful shutdown.
+//!
+//! Timeouts: the TLS handshake and each request's headers are bounded by the accept
+//! loop (`server::listen`); a request body must arrive within [`BODY_TIMEOUT`]; the
+//! probes answer within [`PROBE_TIMEOUT`]. `/mcp` responses get no blanket deadline:
+//! they may be event streams that legitimately stay open (sessions, a confirmation
+//! waiting for the user up to `MCPVAULT_CONFIRM_TIMEOUT`), and a tool call is bounded
+//! by its backend's own timeouts (`VAULT_TIMEOUT_SECS`, the KMS client's, the
+//! `http.request` timeout), so a hung backend still gets the caller an error.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -21,6 +31,13 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeout, TimeoutLayer};
+
+/// How long a request body may take to arrive (a slow client holds a task meanwhile).
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// `/healthz`, `/readyz`, `/metrics` answer within this (`/readyz` then says Vault did
+/// not answer in time).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Parser)]
 #[command(
@@ -60,9 +77,14 @@ async fn main() -> ExitCode {
         .with_env_filter(filter)
         .init();
     let args = Args::parse();
-    let front = match Front::from_env() {
-        Ok(f) => f,
-        Err(problems) => {
+    // Every configuration problem at once, TLS files included, then exit 2.
+    let (front, tls) = match (
+        Front::from_env(),
+        mcpvault::config::http_tls(&mcpvault::config::var),
+    ) {
+        (Ok(f), Ok(t)) => (f, t),
+        (f, t) => {
+            let problems = f.err().into_iter().chain(t.err()).flatten();
             for p in problems {
                 eprintln!("mcpvault-http: {p}");
             }
@@ -97,22 +119,26 @@ async fn main() -> ExitCode {
     );
     let ready = front.clone();
     let metrics = front.clone();
-    let app = Router::new()
-        .nest_service("/mcp", mcp)
+    let probes = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || {
                 let f = ready.clone();
                 async move {
-                    match f.ready().await {
-                        Ok(()) => (StatusCode::OK, "{\"ready\":true}\n".to_string()),
-                        Err(e) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            serde_json::json!({"ready": false, "reason": format!("vault: {e}")})
-                                .to_string(),
+                    // Inside the probe bound, so the answer says why.
+                    let why = match tokio::time::timeout(PROBE_TIMEOUT / 2, f.ready()).await {
+                        Ok(Ok(())) => return (StatusCode::OK, "{\"ready\":true}\n".to_string()),
+                        Ok(Err(e)) => format!("vault: {e}"),
+                        Err(_) => format!(
+                            "vault: no answer within {} s",
+                            (PROBE_TIMEOUT / 2).as_secs_f64()
                         ),
-                    }
+                    };
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        serde_json::json!({"ready": false, "reason": why}).to_string(),
+                    )
                 }
             }),
         )
@@ -125,6 +151,13 @@ async fn main() -> ExitCode {
                 }
             }),
         )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            PROBE_TIMEOUT,
+        ));
+    let app = Router::new()
+        .nest_service("/mcp", RequestBodyTimeout::new(mcp, BODY_TIMEOUT))
+        .merge(probes)
         .layer(RequestBodyLimitLayer::new(max_body));
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
@@ -137,24 +170,31 @@ async fn main() -> ExitCode {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    tracing::info!(address = %bound, "mcpvault-http listening");
-    // Scripts read the bound address (with --listen 127.0.0.1:0) from this line.
+    let scheme = match (&tls, mcpvault::config::var("MCPVAULT_TLS_CLIENT_CA")) {
+        (None, _) => "http",
+        (Some(_), None) => "https",
+        (Some(_), Some(_)) => "https, client certificates required",
+    };
+    tracing::info!(address = %bound, scheme, "mcpvault-http listening");
+    // Scripts read the bound address (with --listen 127.0.0.1:0) from this line, to
+    // its end: the scheme is in the log line above, not here.
     eprintln!("mcpvault-http: listening on {bound}");
     let stop = cancel.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let counted = front.clone();
+    mcpvault::server::listen::serve(
+        listener,
+        tls,
+        app,
+        mcpvault::server::listen::Limits::default(),
+        Arc::new(move || counted.tls_handshake_failed()),
+        async move {
             terminate().await;
             stop.cancel();
-        })
-        .await;
+        },
+    )
+    .await;
     front.finish();
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcpvault-http: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::SUCCESS
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, answer what is in flight, then exit.

@@ -11,6 +11,7 @@
 //! place, as for stdio.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -78,16 +79,26 @@ struct ToolLabel {
     tool: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackendLabel {
+    /// `vault`, `kms` or `http`: the prefix of the error text, nothing after it.
+    backend: String,
+}
+
 /// What `/metrics` shows. No label holds a token, a value or a path.
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
     seconds: Family<ToolLabel, Histogram>,
     subjects: Gauge,
+    backend_errors: Family<BackendLabel, Counter>,
+    tls_failures: Counter,
+    /// Set when `/metrics` is rendered; registered only with `MCPVAULT_REVOCATION_KV`.
+    revocation_age: Option<Gauge<f64, AtomicU64>>,
 }
 
 impl Metrics {
-    fn new() -> Metrics {
+    fn new(shared_revocations: bool) -> Metrics {
         let mut registry = Registry::with_prefix("mcpvault");
         let calls = Family::<CallLabels, Counter>::default();
         let seconds = Family::<ToolLabel, Histogram>::new_with_constructor(|| {
@@ -105,11 +116,53 @@ impl Metrics {
             "Subjects this process has served",
             subjects.clone(),
         );
+        let backend_errors = Family::<BackendLabel, Counter>::default();
+        registry.register(
+            "backend_errors",
+            "Tool calls and resource reads that failed in a backend, by backend",
+            backend_errors.clone(),
+        );
+        let tls_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out (mTLS refusals included)",
+            tls_failures.clone(),
+        );
+        let revocation_age = shared_revocations.then(|| {
+            let g = Gauge::<f64, AtomicU64>::default();
+            registry.register(
+                "revocation_list_age_seconds",
+                "Seconds since the shared revocation list was last read and usable \
+                 (since start if never); over 30 every token call is denied",
+                g.clone(),
+            );
+            g
+        });
         Metrics {
             registry,
             calls,
             seconds,
             subjects,
+            backend_errors,
+            tls_failures,
+            revocation_age,
+        }
+    }
+
+    /// Counts a failure whose text is `<backend>: <op>: ...`.
+    fn backend_error(&self, text: &str) {
+        for backend in ["vault", "kms", "http"] {
+            if text
+                .strip_prefix(backend)
+                .is_some_and(|rest| rest.starts_with(": "))
+            {
+                self.backend_errors
+                    .get_or_create(&BackendLabel {
+                        backend: backend.to_string(),
+                    })
+                    .inc();
+                return;
+            }
         }
     }
 
@@ -176,6 +229,7 @@ impl Front {
             Err(String::new()),
         )));
         let kms = Arc::new(Kms::new(cfg.kms_legacy_endpoint.clone()));
+        let shared = cfg.revocation_kv.is_some();
         let catalog =
             McpVault::with_backends(cfg, vault.clone(), kms.clone()).map_err(|e| vec![e])?;
         Ok(Front(Arc::new(Inner {
@@ -186,12 +240,29 @@ impl Front {
             servers: Mutex::new(HashMap::new()),
             catalog,
             audit,
-            metrics: Metrics::new(),
+            metrics: Metrics::new(shared),
         })))
     }
 
+    /// The Prometheus text; the revocation list's age as of now.
     pub fn metrics(&self) -> String {
+        if let Some(gauge) = &self.0.metrics.revocation_age {
+            let mut servers: Vec<McpVault> = self.lock().values().cloned().collect();
+            servers.push(self.0.catalog.clone());
+            // Each subject's server reads the list on its own: report the stalest.
+            let age = servers
+                .iter()
+                .filter_map(McpVault::revocation_list_age)
+                .max()
+                .unwrap_or_default();
+            gauge.set(age.as_secs_f64());
+        }
         self.0.metrics.render()
+    }
+
+    /// One TLS handshake failed or timed out.
+    pub fn tls_handshake_failed(&self) {
+        self.0.metrics.tls_failures.inc();
     }
 
     /// `/readyz`: Vault answers and the server is logged in.
@@ -301,6 +372,7 @@ impl Front {
                 } else if text.starts_with("invalid arguments") {
                     "invalid"
                 } else {
+                    self.0.metrics.backend_error(text);
                     "error"
                 }
             }
@@ -381,7 +453,13 @@ impl ServerHandler for Front {
         mut context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         match self.route(&mut context).await {
-            Ok(server) => server.read_resource(request, context).await,
+            Ok(server) => {
+                let r = server.read_resource(request, context).await;
+                if let Err(e) = &r {
+                    self.0.metrics.backend_error(&e.message);
+                }
+                r
+            }
             Err(d) => {
                 self.refused("resources/read", &d);
                 Err(ErrorData::invalid_request(format!("denied: {d}"), None))

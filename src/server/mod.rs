@@ -12,6 +12,7 @@ pub mod handles;
 mod http;
 mod kms;
 mod kv;
+pub mod listen;
 pub mod pipeline;
 pub mod ratelimit;
 mod resources;
@@ -54,6 +55,15 @@ pub(crate) struct Ctx {
     pub vault: Arc<Vault>,
     pub kms: Arc<Kms>,
     pub http: crate::backend::http::Http,
+    /// The shared revocation list's last usable read, and its text (so an unchanged
+    /// list is not parsed again): what `/metrics` reports as the list's age.
+    shared_read: std::sync::Mutex<SharedRead>,
+}
+
+struct SharedRead {
+    since: std::time::Instant,
+    ok_at: Option<std::time::Instant>,
+    text: Option<String>,
 }
 
 impl Ctx {
@@ -77,7 +87,25 @@ impl Ctx {
             }
             Err(e) => Err(e.to_string()),
         };
+        if let Ok(text) = &read {
+            let text = text.as_deref().unwrap_or("");
+            let mut sr = self.shared_read.lock().unwrap_or_else(|e| e.into_inner());
+            // A list that does not parse is refused by the pipeline: not a good read.
+            if sr.text.as_deref() == Some(text) || crate::token::RevocationSet::parse(text).is_ok()
+            {
+                sr.ok_at = Some(std::time::Instant::now());
+                sr.text = Some(text.to_string());
+            }
+        }
         self.pipeline.set_shared_revocations(read);
+    }
+
+    /// Since the shared revocation list was last read and usable (since start when it
+    /// never was); `None` when no shared list is configured.
+    fn shared_list_age(&self) -> Option<std::time::Duration> {
+        self.pipeline.shared_revocation_path()?;
+        let sr = self.shared_read.lock().unwrap_or_else(|e| e.into_inner());
+        Some(sr.ok_at.unwrap_or(sr.since).elapsed())
     }
 }
 
@@ -184,6 +212,11 @@ impl McpVault {
                 vault,
                 kms,
                 http,
+                shared_read: std::sync::Mutex::new(SharedRead {
+                    since: std::time::Instant::now(),
+                    ok_at: None,
+                    text: None,
+                }),
             }),
             tool_router,
         };
@@ -195,6 +228,12 @@ impl McpVault {
     /// are not refused for want of it (they are, if Vault cannot be read).
     pub async fn prime(&self) {
         self.ctx.read_shared_revocations().await;
+    }
+
+    /// Since the shared revocation list (`MCPVAULT_REVOCATION_KV`) was last read and
+    /// usable, if one is configured.
+    pub fn revocation_list_age(&self) -> Option<std::time::Duration> {
+        self.ctx.shared_list_age()
     }
 
     /// Whether this process registers `tool`.

@@ -10,7 +10,9 @@
 //!   `audit_log`, `pipeline` (write-ahead audit, tool surface,
 //!   configuration), `revocation_live`, `no_leak`, `kms_tools`, `handles`,
 //!   `vault` (tools, backend connection), `hostile` (input, pipeline, rate limits,
-//!   lifecycle), `faults` (backends dying and hanging), `fuzz_regressions`.
+//!   lifecycle), `faults` (backends dying and hanging), `fuzz_regressions`,
+//!   `http_request`, and `mcpvault-http` with the Python SDK: `http_server` (agents,
+//!   replicas, time bounds), `http_tls` (TLS, mTLS, bad certificate files).
 //!
 //! Tests that need the dev stack read `MCPVAULT_DEVSTACK_ENV` (set by
 //! `tools/test.sh`) and fail loudly without it; none is skipped. Tests that need the
@@ -28,6 +30,7 @@ mod handles;
 mod hostile;
 mod http_request;
 mod http_server;
+mod http_tls;
 mod kms_tools;
 mod no_leak;
 mod pipeline;

@@ -184,7 +184,7 @@ fn a_same_size_rewrite_with_the_old_mtime_is_still_noticed() {
 /// while the parent keeps working; two revokers at once both land (check-and-set).
 #[test]
 fn a_revocation_shared_through_vault_reaches_every_replica() {
-    use crate::devstack::{bao, stack, unique};
+    use crate::devstack::{bao, unique};
     let list = format!("mcpvault/revoked-{}", unique("t"));
     let env = [("MCPVAULT_REVOCATION_KV", list.as_str())];
     let mut replicas = [Server::start(SUBJECT, &env), Server::start(SUBJECT, &env)];
@@ -208,18 +208,7 @@ fn a_revocation_shared_through_vault_reaches_every_replica() {
         assert!(!kv(s, &c1).starts_with("denied"), "before: {}", kv(s, &c1));
     }
     // Two revokers at once, each from its own process.
-    let revoke = |t: &str| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcpvault"));
-        for (k, v) in stack() {
-            cmd.env(k, v);
-        }
-        cmd.args(["revoke", "--token", t, "--vault-kv", &list])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn mcpvault revoke")
-    };
-    let (a, b) = (revoke(&c1), revoke(&c2));
+    let (a, b) = (revoke_shared(&c1, &list), revoke_shared(&c2, &list));
     for p in [a, b] {
         let out = p.wait_with_output().expect("revoke");
         assert!(
@@ -251,6 +240,20 @@ fn a_revocation_shared_through_vault_reaches_every_replica() {
             "the parent was revoked too"
         );
     }
+}
+
+/// Starts `mcpvault revoke --token TOKEN --vault-kv LIST` against the dev stack's
+/// OpenBao (stderr piped, for the caller's assertion).
+pub(crate) fn revoke_shared(token: &str, list: &str) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mcpvault"));
+    for (k, v) in crate::devstack::stack() {
+        cmd.env(k, v);
+    }
+    cmd.args(["revoke", "--token", token, "--vault-kv", list])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mcpvault revoke")
 }
 
 /// A shared list that cannot be read at start: every token call is refused (there is
