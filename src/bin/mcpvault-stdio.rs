@@ -65,7 +65,7 @@ async fn main() -> ExitCode {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), server.prime()).await;
     let closer = server.clone();
     let result = stdio::run(
-        tokio::io::stdin(),
+        stdin(),
         stdio::SyncStdout::new(),
         max_message,
         terminate(),
@@ -82,9 +82,9 @@ async fn main() -> ExitCode {
     )
     .await;
     closer.finish();
-    // Exit rather than return: tokio reads stdin on a blocking thread that cannot be
-    // cancelled, so after SIGTERM with stdin still open, dropping the runtime would
-    // wait until the host closes stdin. Every reply has been written and flushed.
+    // Exit rather than return: when stdin is not a pipe, tokio reads it on a blocking
+    // thread that cannot be cancelled, so after SIGTERM with stdin still open, dropping
+    // the runtime would wait until the host closes stdin. Every reply has been written and flushed.
     std::process::exit(match result {
         Ok(()) => 0,
         Err(e) => {
@@ -92,6 +92,24 @@ async fn main() -> ExitCode {
             1
         }
     })
+}
+
+/// stdin as the runtime's own non-blocking pipe when it is a pipe (what MCP hosts
+/// give): its readiness comes from epoll on a worker, where `tokio::io::stdin` reads
+/// on a blocking-pool thread and wakes a worker for every read, a thread hand-off per
+/// message. Anything else (a file, a terminal, a socket) keeps `tokio::io::stdin`.
+fn stdin() -> std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stdin().as_fd().try_clone_to_owned() {
+            // Checks that it is a readable pipe before making it non-blocking.
+            if let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+                return Box::pin(pipe);
+            }
+        }
+    }
+    Box::pin(tokio::io::stdin())
 }
 
 /// Resolves on SIGTERM or SIGINT: stop reading, finish in-flight calls, exit 0.
