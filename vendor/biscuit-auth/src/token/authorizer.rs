@@ -32,7 +32,9 @@ pub struct Authorizer {
     pub(crate) symbols: datalog::SymbolTable,
     pub(crate) token_origins: TrustedOrigins,
     pub(crate) policies: Vec<Policy>,
-    pub(crate) blocks: Option<Vec<Block>>,
+    // Shared between clones: the token's blocks never change once loaded, and cloning
+    // them (every check's rules and expressions) was most of a clone's cost.
+    pub(crate) blocks: Option<std::sync::Arc<Vec<Block>>>,
     pub(crate) public_key_to_block_id: HashMap<usize, Vec<usize>>,
     pub(crate) limits: AuthorizerLimits,
     pub(crate) execution_time: Option<Duration>,
@@ -675,7 +677,7 @@ impl Authorizer {
     pub fn dump(&self) -> (Vec<Fact>, Vec<Rule>, Vec<Check>, Vec<Policy>) {
         let mut checks = self.authorizer_block_builder.checks.clone();
         if let Some(blocks) = &self.blocks {
-            for block in blocks {
+            for block in blocks.iter() {
                 checks.extend(
                     block
                         .checks

@@ -114,7 +114,7 @@ impl super::Authorizer {
                 blocks.len(),
                 &authorizer.public_key_to_block_id,
             );
-            authorizer.blocks = Some(blocks);
+            authorizer.blocks = Some(std::sync::Arc::new(blocks));
         }
 
         let mut authorizer_origin = Origin::default();
