@@ -11,6 +11,9 @@
 #   (b) kv.read p50/p90/p99 over 2000 calls vs raw HTTP KV v2 GET (keep-alive)
 #   (c) 16 concurrent clients through ONE server vs 16 raw HTTP clients
 #   (d) peak RSS (VmHWM) after 10,000 calls
+#   (b2) kv.read on several servers and the raw floor called in turn (this build with
+#        the audit log on stderr, `always` and `batch`; an earlier build's binaries
+#        beside it with MCPVAULT_BENCH_BEFORE_BIN_DIR=DIR), (c2) their throughput
 # tools/bench_leases.py: (g) db.issue_creds through a new token (child token
 # created) vs a known one (cached), alternated; and
 # tools/bench_sdk.py: (f) the official MCP Python SDK, measured as
@@ -116,6 +119,29 @@ timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_stdio.py" ||
   {
     tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
     die "bench_stdio.py failed"
+  }
+echo
+# (b2)/(c2): this build with the audit log on stderr (no file, no fsync), to a file with
+# `always` and with `batch`; and, with MCPVAULT_BENCH_BEFORE_BIN_DIR=DIR (binaries of
+# an earlier build), that build beside it: every server and the raw floor in turn.
+BENCH_VARIANTS=$(BEFORE=${MCPVAULT_BENCH_BEFORE_BIN_DIR-} SERVER=$SERVER "$PY" -c '
+import json, os
+after, before = os.environ["SERVER"], os.environ["BEFORE"]
+off = {"MCPVAULT_AUDIT_LOG": None}
+v = []
+if before:
+    v += [{"label": "before: audit on stderr", "bin": before + "/mcpvault-stdio", "env": off},
+          {"label": "before: audit file, always", "bin": before + "/mcpvault-stdio",
+           "env": {"MCPVAULT_AUDIT_SYNC": "always"}}]
+v += [{"label": "this build: audit on stderr", "bin": after, "env": off},
+      {"label": "this build: audit file, always", "bin": after, "env": {"MCPVAULT_AUDIT_SYNC": "always"}},
+      {"label": "this build: audit file, batch", "bin": after, "env": {"MCPVAULT_AUDIT_SYNC": "batch"}}]
+print(json.dumps(v))')
+BENCH_VARIANTS=$BENCH_VARIANTS timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" \
+  "$PY" "$SCRIPT_DIR/bench_stdio.py" compare compare_through ||
+  {
+    tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
+    die "bench_stdio.py compare failed"
   }
 echo
 timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_sdk.py" ||

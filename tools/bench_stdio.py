@@ -94,11 +94,12 @@ def check_reply(line: bytes, want_id: int | None = None) -> dict:
 class Server:
     """mcpvault-stdio over raw pipes (newline-delimited JSON-RPC)."""
 
-    def __init__(self):
+    def __init__(self, binary: str = SERVER, env: dict | None = None):
         self.err = open(STDERR_FILE, "ab")
         self.t_spawn = time.perf_counter()
-        self.p = subprocess.Popen([SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.err, env=SERVER_ENV, bufsize=0)
+        self.p = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self.err, env=SERVER_ENV if env is None else env,
+                                  bufsize=0)
         self.fd_in = self.p.stdin.fileno()
         self.out = self.p.stdout  # unbuffered raw; wrap for readline
         self.reader = open(self.p.stdout.fileno(), "rb", buffering=1 << 16, closefd=False)
@@ -220,8 +221,12 @@ def bench_latency(warm: int = 10, n: int = 2000, block: int = 100) -> dict:
 
 
 def throughput_round(per_client: int, warm: int) -> tuple[float, float]:
-    # --- through one server: 16 client threads share one stdin (lock) ---------
-    s = Server()
+    server_cps = server_throughput(per_client, warm, Server())
+    return server_cps, raw_throughput(per_client, warm)
+
+
+def server_throughput(per_client: int, warm: int, s: Server) -> float:
+    """16 client threads share one server's stdin (under a lock)."""
     s.initialize()
     wlock = threading.Lock()
     inbox = [queue.SimpleQueue() for _ in range(CLIENTS)]
@@ -280,11 +285,14 @@ def throughput_round(per_client: int, warm: int) -> tuple[float, float]:
     s.close()
     if errors:
         raise BenchError("; ".join(errors[:3]))
-    server_cps = CLIENTS * per_client / elapsed
+    return CLIENTS * per_client / elapsed
 
-    # --- 16 raw HTTP clients, each with its own kept-alive connection ----------
+
+def raw_throughput(per_client: int, warm: int) -> float:
+    """16 raw HTTP clients, each with its own kept-alive connection."""
+    errors: list[str] = []
     barrier = threading.Barrier(CLIENTS + 1)
-    done = []
+    done: list[float] = []
 
     def http_client(k: int):
         try:
@@ -310,8 +318,78 @@ def throughput_round(per_client: int, warm: int) -> tuple[float, float]:
     elapsed_raw = max(done) - t0
     if errors:
         raise BenchError("; ".join(errors[:3]))
-    raw_cps = CLIENTS * per_client / elapsed_raw
-    return server_cps, raw_cps
+    return CLIENTS * per_client / elapsed_raw
+
+
+def variants() -> list[dict]:
+    """BENCH_VARIANTS: [{"label", "bin", "env": {NAME: value or null (= unset)}}],
+    servers compared side by side (builds before/after a change, audit modes)."""
+    out = []
+    for v in json.loads(os.environ.get("BENCH_VARIANTS", "[]")):
+        env = dict(SERVER_ENV)
+        for k, val in v.get("env", {}).items():
+            if val is None:
+                env.pop(k, None)
+            else:
+                env[k] = val
+        out.append({"label": v["label"], "bin": v["bin"], "env": env})
+    return out
+
+
+def bench_compare(warm: int = 20, rounds: int = 1000) -> dict:
+    """kv.read on every variant's server and a raw HTTP GET, one call each in turn,
+    `rounds` times: load drift hits every column alike. p50 per column and its ratio
+    to the raw floor."""
+    vs = variants()
+    if not vs:
+        raise BenchError("compare: BENCH_VARIANTS is empty")
+    servers = [Server(v["bin"], v["env"]) for v in vs]
+    conn = http_conn()
+    lat: list[list[float]] = [[] for _ in vs]
+    raw: list[float] = []
+    try:
+        for s in servers:
+            s.initialize()
+        for r in range(warm + rounds):
+            for k, s in enumerate(servers):
+                t0 = time.perf_counter()
+                s.write(call_line(r + 1))
+                reply = s.readline()
+                dt = time.perf_counter() - t0
+                check_reply(reply, r + 1)
+                if r >= warm:
+                    lat[k].append(dt * 1e6)
+            t0 = time.perf_counter()
+            http_get(conn)
+            if r >= warm:
+                raw.append((time.perf_counter() - t0) * 1e6)
+    finally:
+        for s in servers:
+            s.close()
+        conn.close()
+    floor = pct(raw, 50)
+    rows = [{"label": v["label"], "p50_us": pct(x, 50), "p99_us": pct(x, 99),
+             "ratio_p50": pct(x, 50) / floor, "added_p50_us": pct(x, 50) - floor}
+            for v, x in zip(vs, lat)]
+    return {"rounds": rounds, "raw_p50_us": floor, "raw_p99_us": pct(raw, 99), "rows": rows}
+
+
+def bench_compare_through(per_client: int = 200, warm: int = 10, rounds: int = 3) -> dict:
+    """(c) for every variant: rounds of [each variant's server, raw], medians."""
+    vs = variants()
+    if not vs:
+        raise BenchError("compare_through: BENCH_VARIANTS is empty")
+    got: list[list[float]] = [[] for _ in vs]
+    raws: list[float] = []
+    for _ in range(rounds):
+        for k, v in enumerate(vs):
+            got[k].append(server_throughput(per_client, warm, Server(v["bin"], v["env"])))
+        raws.append(raw_throughput(per_client, warm))
+    raw = statistics.median(raws)
+    return {"clients": CLIENTS, "calls_per_client": per_client, "rounds": rounds,
+            "raw_calls_per_s": raw,
+            "rows": [{"label": v["label"], "calls_per_s": statistics.median(x),
+                      "ratio": statistics.median(x) / raw} for v, x in zip(vs, got)]}
 
 
 def bench_throughput(per_client: int = 250, warm: int = 10, rounds: int = 3) -> dict:
@@ -352,7 +430,9 @@ def main() -> int:
         t0 = time.monotonic()
         print(f"[bench] {sec} ...", file=sys.stderr, flush=True)
         results[sec] = {"cold": bench_cold, "latency": bench_latency,
-                        "through": bench_throughput, "rss": bench_rss}[sec]()
+                        "through": bench_throughput, "rss": bench_rss,
+                        "compare": bench_compare,
+                        "compare_through": bench_compare_through}[sec]()
         print(f"[bench] {sec} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
 
     print()
@@ -384,6 +464,23 @@ def main() -> int:
         print(f"(d) memory after {r['calls']} kv.read calls ({r['in_flight']} in flight):")
         print(f"      peak RSS (VmHWM) {r['vmhwm_kib'] / 1024:.1f} MiB; current RSS {r['vmrss_kib'] / 1024:.1f} MiB;"
               f" VmHWM right after initialize {r['vmhwm_after_init_kib'] / 1024:.1f} MiB")
+    if "compare" in results:
+        c = results["compare"]
+        print(f"(b2) kv.read, every server below and the raw HTTP floor called in turn, one call each,"
+              f" {c['rounds']} rounds:")
+        print(f"      {'':44}{'p50':>9}{'p99':>9}{'x floor':>9}{'added':>9}")
+        print(f"      {'raw HTTP KV v2 GET (keep-alive): the floor':44}{c['raw_p50_us']:>7.0f}us"
+              f"{c['raw_p99_us']:>7.0f}us{1:>9.2f}")
+        for r in c["rows"]:
+            print(f"      {r['label']:44}{r['p50_us']:>7.0f}us{r['p99_us']:>7.0f}us"
+                  f"{r['ratio_p50']:>9.2f}{r['added_p50_us']:>+7.0f}us")
+    if "compare_through" in results:
+        t = results["compare_through"]
+        print(f"(c2) throughput, {t['clients']} clients x {t['calls_per_client']} kv.read, median of"
+              f" {t['rounds']} rounds (each round: every server below, then raw HTTP):")
+        print(f"      {'raw HTTP, 16 kept-alive connections: the floor':50}{t['raw_calls_per_s']:>8.0f}/s")
+        for r in t["rows"]:
+            print(f"      {r['label']:50}{r['calls_per_s']:>8.0f}/s  ratio {r['ratio']:.2f}")
     if os.environ.get("BENCH_JSON"):
         with open(os.environ["BENCH_JSON"], "w") as f:
             json.dump(results, f, indent=2)
