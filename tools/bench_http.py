@@ -24,10 +24,13 @@ per session. (j1) and (j2) each get a fresh server. Any error (HTTP status, JSON
 error, tool error, wrong value, timeout) is counted and printed by kind, and makes the
 exit status 1; nothing is retried.
 
-Client: one Python asyncio process with httpx2 (the HTTP client of the MCP Python SDK
-2.x, in the dev-stack venv), raw JSON-RPC POSTs, one shared pool bounded at POOL
-connections. It shares the host's cores with the server and OpenBao, so under load the
-figures include the client's own queueing: they are what one Python process sees.
+Client: one Python asyncio process, raw JSON-RPC POSTs; each simulated agent has its
+own HTTP/1.1 keep-alive connection (CLIENTS connections in all, each bounded at one),
+written on asyncio streams, since httpx2 (the MCP Python SDK 2.x's HTTP client, in the
+dev-stack venv) cost more CPU per call than the server did (BENCH_HTTP_CLIENT=httpx2
+runs it, one shared pool bounded at POOL connections). The client shares the host's
+cores with the server and OpenBao, so under load the figures include the client's own
+queueing; the CPU each side used is printed next to them.
 
 Inputs from the environment (tokens never on argv, never printed):
 
@@ -42,7 +45,8 @@ Inputs from the environment (tokens never on argv, never printed):
                           A file: a thousand tokens exceed what one environment string
                           may hold (128 KiB), and a file keeps them out of `ps`
   BENCH_HTTP_CLIENTS      1000     BENCH_HTTP_CALLS  5 (kv.read per client)
-  BENCH_HTTP_POOL         CLIENTS  (connections in the client's pool)
+  BENCH_HTTP_CLIENT       raw      (or httpx2, one shared pool of BENCH_HTTP_POOL,
+                                    default CLIENTS, connections)
   BENCH_HTTP_SEQ          300      ((j0) calls per path)
   BENCH_HTTP_PHASE_TIMEOUT 600     (seconds; each of (j1), (j2) is cancelled after it)
   BENCH_HTTP_STDERR       prefix of the servers' stderr files (NAME.j0, .j1, .j2)
@@ -81,6 +85,8 @@ SEQ = int(os.environ.get("BENCH_HTTP_SEQ", "300"))
 PHASE_TIMEOUT = float(os.environ.get("BENCH_HTTP_PHASE_TIMEOUT", "600"))
 STDERR_PREFIX = os.environ["BENCH_HTTP_STDERR"]
 SECTIONS = os.environ.get("BENCH_HTTP_SECTIONS", "j0,j1,j2").split(",")
+CLIENT = os.environ.get("BENCH_HTTP_CLIENT", "raw")
+REQUEST_TIMEOUT = 60.0  # seconds, any one request of the load phases
 
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
@@ -210,6 +216,44 @@ def status_kib(pid: int, field: str) -> int:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     raise BenchError(f"{field} not in /proc/{pid}/status")
+
+
+def proc_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) used so far by process `pid` (nan if unknown)."""
+    if pid is None:
+        return float("nan")
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def bao_pid() -> int | None:
+    """OpenBao's pid, from the dev stack's state directory (tools/devstack.sh)."""
+    try:
+        with open(os.path.join(os.environ["DEVSTACK_DIR"], "pids")) as f:
+            for line in f:
+                name, _, pid = line.partition(" ")
+                if name == "bao":
+                    return int(pid)
+    except (KeyError, OSError, ValueError):
+        pass
+    return None
+
+
+BAO_PID = bao_pid()
+
+
+def cpu(server_pid: int) -> dict:
+    """Where the cores went: the server, OpenBao, and this client."""
+    return {"server_s": proc_cpu(server_pid), "openbao_s": proc_cpu(BAO_PID),
+            "client_s": time.process_time()}
+
+
+def cpu_delta(a: dict, b: dict) -> dict:
+    return {k: b[k] - a[k] for k in a}
 
 
 class HttpServer:
@@ -351,22 +395,29 @@ def bench_sequential(n: int, warm: int = 20) -> dict:
             st, ct, body, _ = post(MODERN_CALL_HEADERS, modern_call_body(i, TOKEN), quickack)
             check_kv_read(reply(st, ct, body, i))
 
-        paths = [("raw OpenBao KV v2 GET (floor)", floor),
-                 ("mcpvault-stdio kv.read (pipe)", via_stdio),
-                 (f"mcpvault-http session ({LEGACY})", via_session),
-                 (f"mcpvault-http stateless ({MODERN})", via_stateless)]
+        # (name, call, the mcpvault process whose CPU the call is charged to)
+        paths = [("raw OpenBao KV v2 GET (floor)", floor, None),
+                 ("mcpvault-stdio kv.read (pipe)", via_stdio, stdio.p.pid),
+                 (f"mcpvault-http session ({LEGACY})", via_session, http_srv.p.pid),
+                 (f"mcpvault-http stateless ({MODERN})", via_stateless, http_srv.p.pid)]
         if hasattr(socket, "TCP_QUICKACK"):  # Linux
-            paths += [("  session, client TCP_QUICKACK", lambda: via_session(True)),
-                      ("  stateless, client TCP_QUICKACK", lambda: via_stateless(True))]
-        lat: dict[str, list[float]] = {name: [] for name, _ in paths}
+            paths += [("  session, client TCP_QUICKACK", lambda: via_session(True), http_srv.p.pid),
+                      ("  stateless, client TCP_QUICKACK", lambda: via_stateless(True), http_srv.p.pid)]
+        lat: dict[str, list[float]] = {name: [] for name, _, _ in paths}
+        # Server CPU per call: the process's CPU time (clock ticks, so each call's delta
+        # is coarse, but their sum over hundreds of calls is not) before and after.
+        cpu_s = dict.fromkeys(lat, 0.0)
         for k in range(warm + n):
             rot = k % len(paths)
-            for name, f in paths[rot:] + paths[:rot]:
+            for name, f, pid in paths[rot:] + paths[:rot]:
+                c0 = proc_cpu(pid) if pid else 0.0
                 t0 = time.perf_counter()
                 f()
                 dt = time.perf_counter() - t0
                 if k >= warm:
                     lat[name].append(dt * 1000)
+                    if pid:
+                        cpu_s[name] += proc_cpu(pid) - c0
         mcp.request("DELETE", "/mcp", headers={"Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY})
         mcp.getresponse().read()
     except CallError as e:
@@ -376,8 +427,9 @@ def bench_sequential(n: int, warm: int = 20) -> dict:
         vault.close()
         stdio.close()
         http_srv.close()
-    rows = {name: {"p50": pct(xs, 50), "p99": pct(xs, 99)} for name, xs in lat.items()}
-    return {"calls": n, "warmup": warm, "rows": rows, "order": [name for name, _ in paths]}
+    rows = {name: {"p50": pct(xs, 50), "p99": pct(xs, 99), "cpu_ms": cpu_s[name] / n * 1000}
+            for name, xs in lat.items()}
+    return {"calls": n, "warmup": warm, "rows": rows, "order": [name for name, _, _ in paths]}
 
 
 # ---------------------------------------------------------- (j1), (j2) load --
@@ -402,7 +454,7 @@ class Load:
         if isinstance(e, CallError):
             kind, detail = e.kind, e.detail
         else:  # transport errors: timeouts, refused or reset connections, pool exhausted
-            kind, detail = type(e).__name__, str(e)[:200]
+            kind, detail = type(e).__name__, (str(e) or repr(e))[:200]
         self.errors[kind] += 1
         self.example.setdefault(kind, detail)
 
@@ -417,28 +469,115 @@ class Load:
             self.all_finished.set()
 
 
-async def post(client: httpx2.AsyncClient, url: str, headers: dict, body: bytes):
-    r = await client.post(url, content=body, headers=headers)
-    return r.status_code, r.headers.get("content-type", ""), r.content, r
+class RawConn:
+    """One agent's own HTTP/1.1 keep-alive connection, on asyncio streams: each request
+    written in one piece, the reply read by Content-Length or by chunks. The default
+    client: httpx2 spent ~6 ms of client CPU per call in a 1,000-connection pool (more
+    than the server's ~1.7 ms) and ~60 ms to create a client per agent, so with it the
+    bench mostly measured the client (BENCH_HTTP_CLIENT=httpx2 shows it)."""
+
+    def __init__(self, addr: str):
+        self.authority = addr
+        host, port = addr.rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, headers: dict, body: bytes = b"") -> tuple[int, dict, bytes]:
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                return await self._request(method, headers, body)
+        except BaseException:
+            # A half-read reply leaves the connection unusable: start a fresh one.
+            await self.aclose()
+            raise
+
+    async def _request(self, method: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        lines = [f"{method} /mcp HTTP/1.1", f"Host: {self.authority}", f"Content-Length: {len(body)}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        r = self.reader
+        status_line = await r.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        status = int(status_line.split(None, 2)[1])
+        hdrs: dict[str, str] = {}
+        while (line := await r.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            hdrs[name.strip().lower()] = value.strip()
+        if "content-length" in hdrs:
+            data = await r.readexactly(int(hdrs["content-length"]))
+        elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while (size := int((await r.readline()).split(b";")[0], 16)) > 0:
+                parts.append((await r.readexactly(size + 2))[:-2])
+            while (await r.readline()) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            data = b"".join(parts)
+        else:
+            raise CallError("unframed reply", f"HTTP {status} without length or chunks")
+        if hdrs.get("connection", "").lower() == "close":
+            await self.aclose()
+        return status, hdrs, data
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
 
 
-async def session_client(k: int, client: httpx2.AsyncClient, url: str, load: Load) -> None:
+class HttpxConn:
+    """The same interface over one shared httpx2 pool (BENCH_HTTP_CLIENT=httpx2)."""
+
+    def __init__(self, client: httpx2.AsyncClient, url: str):
+        self.client, self.url = client, url
+
+    async def request(self, method: str, headers: dict, body: bytes = b"") -> tuple[int, dict, bytes]:
+        r = await self.client.request(method, self.url, content=body, headers=headers)
+        return r.status_code, {k.lower(): v for k, v in r.headers.items()}, r.content
+
+    async def aclose(self) -> None:
+        pass
+
+
+def httpx_pool(pool: int) -> httpx2.AsyncClient:
+    # Bounded pool: `pool` connections at most, kept alive long enough (300 s) that
+    # none is dropped while the others are still opening; every wait has a timeout.
+    # trust_env=False: no proxy from the environment between us and loopback.
+    return httpx2.AsyncClient(
+        limits=httpx2.Limits(max_connections=pool, max_keepalive_connections=pool,
+                             keepalive_expiry=300),
+        timeout=httpx2.Timeout(REQUEST_TIMEOUT, pool=2 * REQUEST_TIMEOUT),
+        trust_env=False)
+
+
+async def rpc(conn, headers: dict, body: bytes, rid: int) -> tuple[dict, dict]:
+    """POST one JSON-RPC request; its result and the reply's headers."""
+    status, hdrs, data = await conn.request("POST", headers, body)
+    return reply(status, hdrs.get("content-type", ""), data, rid), hdrs
+
+
+async def session_client(k: int, conn, load: Load) -> None:
     token = TOKENS[k % len(TOKENS)]
     headers = {**LEGACY_HEADERS, "X-MCPVault-Token": token}
     sid = None
     ok = False
     try:
         t0 = time.perf_counter()
-        rid = 1
-        st, ct, body, r = await post(client, url, headers, initialize_body(rid))
-        reply(st, ct, body, rid)
-        sid = r.headers.get("mcp-session-id")
+        _, hdrs = await rpc(conn, headers, initialize_body(1), 1)
+        sid = hdrs.get("mcp-session-id")
         if not sid:
             raise CallError("no session id", "initialize answered without Mcp-Session-Id")
         headers = {**headers, "Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY}
-        st, _, body, _ = await post(client, url, headers, INITIALIZED)
-        if st != 202:
-            raise CallError(f"HTTP {st}", "notifications/initialized not accepted")
+        status, _, _ = await conn.request("POST", headers, INITIALIZED)
+        if status != 202:
+            raise CallError(f"HTTP {status}", "notifications/initialized not accepted")
         load.open_ms.append((time.perf_counter() - t0) * 1000)
         ok = True
     except Exception as e:  # noqa: BLE001 - counted and printed, the others go on
@@ -448,8 +587,8 @@ async def session_client(k: int, client: httpx2.AsyncClient, url: str, load: Loa
     try:
         for rid in range(2, 2 + (CALLS if ok else 0)):
             t0 = time.perf_counter()
-            st, ct, body, _ = await post(client, url, headers, legacy_call_body(rid))
-            check_kv_read(reply(st, ct, body, rid))
+            result, _ = await rpc(conn, headers, legacy_call_body(rid), rid)
+            check_kv_read(result)
             load.call_ms.append((time.perf_counter() - t0) * 1000)
     except Exception as e:  # noqa: BLE001
         load.error(e)
@@ -459,21 +598,21 @@ async def session_client(k: int, client: httpx2.AsyncClient, url: str, load: Loa
     await load.close.wait()
     if sid:
         try:
-            r = await client.delete(url, headers={"Mcp-Session-Id": sid, "MCP-Protocol-Version": LEGACY})
-            if r.status_code not in (200, 202, 204):
-                raise CallError(f"HTTP {r.status_code}", "DELETE of the session refused")
+            status, _, _ = await conn.request("DELETE", {"Mcp-Session-Id": sid,
+                                                         "MCP-Protocol-Version": LEGACY})
+            if status not in (200, 202, 204):
+                raise CallError(f"HTTP {status}", "DELETE of the session refused")
         except Exception as e:  # noqa: BLE001
             load.error(e)
 
 
-async def stateless_client(k: int, client: httpx2.AsyncClient, url: str, load: Load) -> None:
+async def stateless_client(k: int, conn, load: Load) -> None:
     token = TOKENS[k % len(TOKENS)]
     ok = False
     try:
         t0 = time.perf_counter()
-        st, ct, body, _ = await post(client, url, MODERN_DISCOVER_HEADERS, discover_body(1))
-        res = reply(st, ct, body, 1)
-        if MODERN not in res.get("supportedVersions", []):
+        result, _ = await rpc(conn, MODERN_DISCOVER_HEADERS, discover_body(1), 1)
+        if MODERN not in result.get("supportedVersions", []):
             raise CallError("discover", f"{MODERN} not in supportedVersions")
         load.open_ms.append((time.perf_counter() - t0) * 1000)
         ok = True
@@ -484,26 +623,15 @@ async def stateless_client(k: int, client: httpx2.AsyncClient, url: str, load: L
     try:
         for rid in range(2, 2 + (CALLS if ok else 0)):
             t0 = time.perf_counter()
-            st, ct, body, _ = await post(client, url, MODERN_CALL_HEADERS, modern_call_body(rid, token))
-            check_kv_read(reply(st, ct, body, rid))
+            result, _ = await rpc(conn, MODERN_CALL_HEADERS, modern_call_body(rid, token), rid)
+            check_kv_read(result)
             load.call_ms.append((time.perf_counter() - t0) * 1000)
     except Exception as e:  # noqa: BLE001
         load.error(e)
     load.mark_finished()
 
 
-def http_client() -> httpx2.AsyncClient:
-    # Bounded pool: POOL connections at most, kept alive long enough (300 s) that none
-    # is dropped while the others are still opening; every wait has a timeout.
-    # trust_env=False: no proxy from the environment between us and loopback.
-    return httpx2.AsyncClient(
-        limits=httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL,
-                             keepalive_expiry=300),
-        timeout=httpx2.Timeout(60, connect=60, pool=120),
-        trust_env=False)
-
-
-async def prime(client: httpx2.AsyncClient, url: str, width: int = 32) -> None:
+async def prime(conns: list, width: int = 32) -> None:
     """One stateless kv.read per distinct token before the baseline: each subject's
     pipeline is built and each token verified once, so the per-session figure counts
     sessions, not subjects or token caches, and the timed calls are steady state (an
@@ -511,53 +639,64 @@ async def prime(client: httpx2.AsyncClient, url: str, width: int = 32) -> None:
     todo = iter(range(len(TOKENS)))
     errors: list[str] = []
 
-    async def worker() -> None:
+    async def worker(conn) -> None:
         for i in todo:
             try:
-                st, ct, body, _ = await post(client, url, MODERN_CALL_HEADERS,
-                                             modern_call_body(1, TOKENS[i]))
-                check_kv_read(reply(st, ct, body, 1))
+                result, _ = await rpc(conn, MODERN_CALL_HEADERS, modern_call_body(1, TOKENS[i]), 1)
+                check_kv_read(result)
             except Exception as e:  # noqa: BLE001
                 errors.append(str(e)[:200])
 
-    await asyncio.gather(*(worker() for _ in range(width)))
+    await asyncio.gather(*(worker(c) for c in conns[:width]))
     if errors:
         raise BenchError(f"priming: {len(errors)} of {len(TOKENS)} failed, e.g. {errors[0]}")
 
 
 async def run_load(name: str, client_fn) -> dict:
     srv = HttpServer(name)
+    pool = httpx_pool(POOL) if CLIENT == "httpx2" else None
     try:
+
+        def conns(n: int) -> list:
+            return [HttpxConn(pool, srv.url) if pool else RawConn(srv.addr) for _ in range(n)]
+
         idle = srv.memory()
-        async with http_client() as client:
-            await prime(client, srv.url)
-        # The priming connections are closed: the baseline holds no client connection.
+        primers = conns(32)
+        await prime(primers)
+        await asyncio.gather(*(c.aclose() for c in primers))
+        # The priming connections are closed (the raw client's; an httpx2 pool keeps
+        # them): the baseline holds no client connection.
         await asyncio.sleep(0.5)
         base = srv.memory()
         load = Load(CLIENTS)
-        async with http_client() as client:
-            tasks = [asyncio.create_task(client_fn(k, client, srv.url, load)) for k in range(CLIENTS)]
-            out: dict = {}
-            try:
-                async with asyncio.timeout(PHASE_TIMEOUT):
-                    t0 = time.perf_counter()
-                    await load.all_ready.wait()
-                    out["open_s"] = time.perf_counter() - t0
-                    out["open"] = srv.memory()
-                    t0 = time.perf_counter()
-                    load.go.set()
-                    await load.all_finished.wait()
-                    out["calls_s"] = time.perf_counter() - t0
-                    out["after_calls"] = srv.memory()
-                    load.close.set()
-                    await asyncio.gather(*tasks)
-            except TimeoutError:
-                load.errors["phase timeout"] += 1
-                load.example.setdefault("phase timeout", f"(j) phase not done in {PHASE_TIMEOUT:.0f} s")
-            finally:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+        agents = conns(CLIENTS)
+        tasks = [asyncio.create_task(client_fn(k, agents[k], load)) for k in range(CLIENTS)]
+        out: dict = {}
+        try:
+            async with asyncio.timeout(PHASE_TIMEOUT):
+                t0, c0 = time.perf_counter(), cpu(srv.p.pid)
+                await load.all_ready.wait()
+                out["open_s"] = time.perf_counter() - t0
+                out["open_cpu"] = cpu_delta(c0, cpu(srv.p.pid))
+                out["open"] = srv.memory()
+                t0, c0 = time.perf_counter(), cpu(srv.p.pid)
+                load.go.set()
+                await load.all_finished.wait()
+                out["calls_s"] = time.perf_counter() - t0
+                out["calls_cpu"] = cpu_delta(c0, cpu(srv.p.pid))
+                out["after_calls"] = srv.memory()
+                load.close.set()
+                await asyncio.gather(*tasks)
+        except TimeoutError:
+            load.errors["phase timeout"] += 1
+            load.example.setdefault("phase timeout", f"(j) phase not done in {PHASE_TIMEOUT:.0f} s")
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(c.aclose() for c in agents), return_exceptions=True)
+            if pool is not None:
+                await pool.aclose()
         await asyncio.sleep(0.5)
         out["after_close"] = srv.memory()
     finally:
@@ -577,10 +716,18 @@ def print_load(title: str, r: dict, opened_what: str, per_what: str) -> None:
     if "open_s" in r:
         print(f"      open: {r['opened']}/{CLIENTS} {opened_what} in {r['open_s']:.2f} s;"
               f" per client p50 {r['open_p50']:.1f} ms, p99 {r['open_p99']:.1f} ms")
+    if "open_cpu" in r:
+        c = r["open_cpu"]
+        print(f"      CPU while opening: server {c['server_s']:.1f} s, OpenBao {c['openbao_s']:.1f} s,"
+              f" client {c['client_s']:.1f} s (of {os.cpu_count()} cores x {r['open_s']:.1f} s)")
     if "calls_s" in r:
         print(f"      kv.read: p50 {r['call_p50']:.1f} ms, p99 {r['call_p99']:.1f} ms per call;"
               f" {r['calls_ok']}/{r['calls_wanted']} calls in {r['calls_s']:.2f} s ="
               f" {r['calls_ok'] / r['calls_s']:.0f} calls/s")
+        c = r["calls_cpu"]
+        print(f"      CPU during the calls: server {c['server_s']:.1f} s"
+              f" ({c['server_s'] / r['calls_ok'] * 1000:.2f} ms a call), OpenBao {c['openbao_s']:.1f} s,"
+              f" client {c['client_s']:.1f} s (of {os.cpu_count()} cores x {r['calls_s']:.1f} s)")
     n_err = sum(r["errors"].values())
     print(f"      errors: {n_err}" + ("" if not n_err else "  " + "; ".join(
         f"{k} x{v} (e.g. {r['examples'].get(k, '')})" for k, v in r["errors"].items())))
@@ -617,20 +764,22 @@ def main() -> int:
         print(f"[bench] (j) {sec} done in {time.monotonic() - t0:.1f} s", file=sys.stderr, flush=True)
 
     print()
+    client = (f"httpx2, one pool of {POOL} connections" if CLIENT == "httpx2"
+              else f"one HTTP/1.1 keep-alive connection per agent ({CLIENTS})")
     print(f"(j) mcpvault-http, streamable HTTP on loopback; kv.read of one seeded secret;"
           f" {len(TOKENS)} distinct tokens (client k uses token k mod {len(TOKENS)}),"
-          f" rate limits off; client: one Python asyncio process, httpx2, pool of {POOL}"
-          f" connections, raw JSON-RPC POSTs")
+          f" rate limits off; client: one Python asyncio process, raw JSON-RPC POSTs, {client}")
     if "j0" in results:
         r = results["j0"]
         stdio = r["rows"]["mcpvault-stdio kv.read (pipe)"]
         print(f"  (j0) one client, sequential, {r['calls']} calls per path after {r['warmup']} warm-up,"
               f" the paths alternated call by call (http.client, one kept-alive connection):")
         w = 42
-        print(f"      {'':{w}}{'p50':>9}{'p99':>9}   p50 / stdio p50")
-        for name in r["order"]:
+        print(f"      {'':{w}}{'p50':>9}{'p99':>9}  p50/stdio  server CPU a call")
+        for i, name in enumerate(r["order"]):
             row = r["rows"][name]
-            print(f"      {name:{w}}{row['p50']:>7.2f}ms{row['p99']:>7.2f}ms   {row['p50'] / stdio['p50']:.2f}")
+            cpu_ms = f"{row['cpu_ms']:>9.2f}ms" if i else f"{'(OpenBao)':>11}"
+            print(f"      {name:{w}}{row['p50']:>7.2f}ms{row['p99']:>7.2f}ms{row['p50'] / stdio['p50']:>9.2f}  {cpu_ms}")
     if "j1" in results:
         print_load(f"  (j1) {CLIENTS} sessions ({LEGACY}): initialize + notifications/initialized, all open"
                    f" at once, then {CALLS} kv.read each (token in X-MCPVault-Token), then DELETE:",
