@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
 import http.client
 import json
 import os
@@ -246,6 +247,15 @@ def bao_pid() -> int | None:
 BAO_PID = bao_pid()
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGTERM when this bench process dies, however it dies
+    (`timeout` in tools/bench.sh kills it, not its children), so no server outlives it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def cpu(server_pid: int) -> dict:
     """Where the cores went: the server, OpenBao, and this client."""
     return {"server_s": proc_cpu(server_pid), "openbao_s": proc_cpu(BAO_PID),
@@ -270,7 +280,8 @@ class HttpServer:
         self.err_path = f"{STDERR_PREFIX}.{name}"
         self.err = open(self.err_path, "wb")
         self.p = subprocess.Popen([HTTP_BIN], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=self.err, env=env)
+                                  stdout=subprocess.DEVNULL, stderr=self.err, env=env,
+                                  preexec_fn=die_with_parent)
         self.addr = self._wait_listening()
         self.url = f"http://{self.addr}/mcp"
 
@@ -308,7 +319,8 @@ class StdioServer:
 
     def __init__(self):
         self.p = subprocess.Popen([STDIO_BIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, env=STDIO_ENV)
+                                  stderr=subprocess.DEVNULL, env=STDIO_ENV,
+                                  preexec_fn=die_with_parent)
         self.next_id = 1
         self.request("initialize", {"protocolVersion": LEGACY, "capabilities": {},
                                     "clientInfo": CLIENT_INFO})
