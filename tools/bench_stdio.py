@@ -466,7 +466,7 @@ def main() -> int:
               f" VmHWM right after initialize {r['vmhwm_after_init_kib'] / 1024:.1f} MiB")
     if "compare" in results:
         c = results["compare"]
-        print(f"(b2) kv.read, every server below and the raw HTTP floor called in turn, one call each,"
+        print(f"(k1) kv.read, every server below and the raw HTTP floor called in turn, one call each,"
               f" {c['rounds']} rounds:")
         print(f"      {'':44}{'p50':>9}{'p99':>9}{'x floor':>9}{'added':>9}")
         print(f"      {'raw HTTP KV v2 GET (keep-alive): the floor':44}{c['raw_p50_us']:>7.0f}us"
@@ -476,7 +476,7 @@ def main() -> int:
                   f"{r['ratio_p50']:>9.2f}{r['added_p50_us']:>+7.0f}us")
     if "compare_through" in results:
         t = results["compare_through"]
-        print(f"(c2) throughput, {t['clients']} clients x {t['calls_per_client']} kv.read, median of"
+        print(f"(k2) throughput, {t['clients']} clients x {t['calls_per_client']} kv.read, median of"
               f" {t['rounds']} rounds (each round: every server below, then raw HTTP):")
         print(f"      {'raw HTTP, 16 kept-alive connections: the floor':50}{t['raw_calls_per_s']:>8.0f}/s")
         for r in t["rows"]:
