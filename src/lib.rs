@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod logging;
 pub mod paths;
 pub mod policy;
 pub mod server;

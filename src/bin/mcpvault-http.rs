@@ -65,17 +65,7 @@ fn list(name: &str) -> Vec<String> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MCPVAULT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-        // Below warn these crates log message bodies.
-        .add_directive("rmcp=warn".parse().expect("static directive"))
-        .add_directive("hyper=warn".parse().expect("static directive"))
-        .add_directive("reqwest=warn".parse().expect("static directive"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .init();
+    mcpvault::logging::init();
     let args = Args::parse();
     // Every configuration problem at once, TLS files included, then exit 2.
     let (front, tls) = match (

@@ -3,45 +3,15 @@
 
 use std::process::ExitCode;
 
-use mcpvault::config::{self, Config};
+use mcpvault::config::Config;
 use mcpvault::server::{stdio, McpVault};
 use rmcp::ServiceExt;
-use tracing_subscriber::EnvFilter;
-
-/// Log targets held at `warn` whatever MCPVAULT_LOG asks for: at lower levels they
-/// log message bodies or HTTP payloads (secrets). rustify logs every normal 404 (an
-/// empty KV folder) as an error, and our own `vault:` errors already say it.
-const NEVER_VERBOSE: &[&str] = &[
-    "rmcp=warn",
-    "rustify=off",
-    "vaultrs=warn",
-    "reqwest=warn",
-    "hyper=warn",
-    "hyper_util=warn",
-    "h2=warn",
-    "aws_smithy_runtime=warn",
-    "aws_smithy_runtime_api=warn",
-    "aws_smithy_http=warn",
-    "aws_sdk_kms=warn",
-    "aws_config=warn",
-];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
-    // rmcp logs whole messages (arguments holding secrets) at info and below: cap it
-    // at warn whatever MCPVAULT_LOG says, so even `trace` never logs a request body.
-    let filter = config::log_filter()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    let filter = NEVER_VERBOSE
-        .iter()
-        .filter_map(|d| d.parse().ok())
-        .fold(filter, EnvFilter::add_directive);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .init();
+    // rmcp logs whole messages (arguments holding secrets) at info and below: it is
+    // capped at warn whatever MCPVAULT_LOG says, so even `trace` never logs a body.
+    mcpvault::logging::init();
     let cfg = match Config::from_env() {
         Ok(c) => c,
         Err(problems) => {

@@ -69,7 +69,15 @@ pub struct Vault {
     children: children::Children,
     /// SSH role TTLs, read once per role (they bound certificate lifetimes).
     ssh_roles: std::sync::Mutex<std::collections::HashMap<String, SshRoleTtls>>,
+    /// At most `MAX_IN_FLIGHT` requests on the wire at once. With a thousand agents on
+    /// one mcpvault-http, sending everything at once made a loaded Vault slower for
+    /// every request until some passed the timeout; queued here, each is answered in
+    /// turn. The wait for a slot has the request timeout too.
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// Requests one process keeps in flight to Vault.
+const MAX_IN_FLIGHT: usize = 64;
 
 /// Why a Vault request failed. `Display` never includes a request or response body.
 #[derive(Debug, Clone)]
@@ -462,6 +470,7 @@ impl Vault {
             session: SessionCache::default(),
             ssh_roles: Default::default(),
             children: Default::default(),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -481,6 +490,16 @@ impl Vault {
     /// Sends one request with `token` (empty: none); returns the response body.
     async fn send_bytes(&self, token: &str, req: &Raw) -> Result<Vec<u8>, VaultError> {
         let (s, client) = self.parts()?;
+        let _slot = tokio::time::timeout(s.timeout, self.in_flight.acquire())
+            .await
+            .map_err(|_| {
+                VaultError::Unreachable(format!(
+                    "busy: {MAX_IN_FLIGHT} requests in flight for {}s",
+                    s.timeout.as_secs()
+                ))
+            })?
+            // Never closed.
+            .map_err(|_| VaultError::Unreachable("shutting down".into()))?;
         let middle = EndpointMiddleware {
             token: token.to_string(),
             version: client.middle.version.clone(),
