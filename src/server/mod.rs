@@ -43,6 +43,17 @@ use crate::config::Config;
 use crate::error::{CallError, Denial};
 
 pub use db::lease_role;
+
+/// Runs `f`, which may block (an fsync), telling a multi-thread runtime so that other
+/// tasks move to another worker meanwhile. On a current-thread runtime (mcpvault-stdio)
+/// or outside one it just runs: `block_in_place` is not available there.
+pub(crate) fn may_block<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
 pub use pipeline::{declared, Args, Authorized, Call, Pipeline, Scope, ScopeFn, Scoped};
 
 /// The tools of one family and the scope each declares.
@@ -186,7 +197,7 @@ impl McpVault {
                     loop {
                         tick.tick().await;
                         let Some(audit) = audit.upgrade() else { break };
-                        if let Err(e) = tokio::task::block_in_place(|| audit.checkpoint()) {
+                        if let Err(e) = crate::server::may_block(|| audit.checkpoint()) {
                             tracing::error!("audit checkpoint failed: {e}");
                         }
                     }

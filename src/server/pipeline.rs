@@ -625,16 +625,10 @@ impl Pipeline {
     /// going. (Not for stderr: `block_in_place` hands the worker to a new thread, too
     /// dear for a write that does not block.)
     fn write(&self, e: &Event<'_>, durable: bool) -> std::io::Result<()> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
-        match Handle::try_current() {
-            Ok(h)
-                if durable
-                    && self.audit_syncs
-                    && h.runtime_flavor() == RuntimeFlavor::MultiThread =>
-            {
-                tokio::task::block_in_place(|| self.audit.record_as(e, true))
-            }
-            _ => self.audit.record_as(e, durable),
+        if durable && self.audit_syncs {
+            super::may_block(|| self.audit.record_as(e, true))
+        } else {
+            self.audit.record_as(e, durable)
         }
     }
 
