@@ -137,13 +137,18 @@ echo "  server  : $SERVER ($(du -h "$SERVER" | cut -f1)), rustc $(rustc --versio
 echo "  backend : $BAO_VERSION at $VAULT_ADDR (dev mode, file audit device on), server auth: ${MCPVAULT_BENCH_VAULT_AUTH:-token}"
 echo "  client  : $("$PY" -V), one process; token: 1 block, kv.read on kv:bench/*"
 
-if want abcd; then
-  timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_stdio.py" ||
+# One bench script, capped; on failure the server's last stderr lines, then stop.
+run_py() {
+  timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/$1" "${@:2}" ||
     {
       tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
-      die "bench_stdio.py failed"
+      die "$* failed"
     }
   echo
+}
+
+if want abcd; then
+  run_py bench_stdio.py
 fi
 if want k; then
   # (k): this build with the audit log on stderr (no file, no fsync), to a file with
@@ -162,21 +167,10 @@ v += [{"label": "this build: audit on stderr", "bin": after, "env": off},
       {"label": "this build: audit file, always", "bin": after, "env": {"MCPVAULT_AUDIT_SYNC": "always"}},
       {"label": "this build: audit file, batch", "bin": after, "env": {"MCPVAULT_AUDIT_SYNC": "batch"}}]
 print(json.dumps(v))')
-  BENCH_VARIANTS=$BENCH_VARIANTS timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" \
-    "$PY" "$SCRIPT_DIR/bench_stdio.py" compare compare_through ||
-    {
-      tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
-      die "bench_stdio.py compare failed"
-    }
-  echo
+  BENCH_VARIANTS=$BENCH_VARIANTS run_py bench_stdio.py compare compare_through
 fi
 if want f; then
-  timeout "${MCPVAULT_BENCH_TIMEOUT:-1800}" "$PY" "$SCRIPT_DIR/bench_sdk.py" ||
-    {
-      tail -n 20 "$BENCH_SERVER_STDERR" >&2 || true
-      die "bench_sdk.py failed"
-    }
-  echo
+  run_py bench_sdk.py
 fi
 # (g) what binding leases to capability tokens costs (child token per new token).
 if want g; then

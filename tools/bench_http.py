@@ -575,6 +575,18 @@ async def rpc(conn, headers: dict, body: bytes, rid: int) -> tuple[dict, dict]:
     return reply(status, hdrs.get("content-type", ""), data, rid), hdrs
 
 
+
+async def timed_calls(conn, headers: dict, body, load: Load, ok: bool) -> None:
+    """CALLS kv.read calls (none if opening failed), each timed; errors counted."""
+    try:
+        for rid in range(2, 2 + (CALLS if ok else 0)):
+            t0 = time.perf_counter()
+            result, _ = await rpc(conn, headers, body(rid), rid)
+            check_kv_read(result)
+            load.call_ms.append((time.perf_counter() - t0) * 1000)
+    except Exception as e:  # noqa: BLE001 - counted and printed, the others go on
+        load.error(e)
+
 async def session_client(k: int, conn, load: Load) -> None:
     token = TOKENS[k % len(TOKENS)]
     headers = {**LEGACY_HEADERS, "X-MCPVault-Token": token}
@@ -596,14 +608,7 @@ async def session_client(k: int, conn, load: Load) -> None:
         load.error(e)
     load.mark_ready()
     await load.go.wait()
-    try:
-        for rid in range(2, 2 + (CALLS if ok else 0)):
-            t0 = time.perf_counter()
-            result, _ = await rpc(conn, headers, legacy_call_body(rid), rid)
-            check_kv_read(result)
-            load.call_ms.append((time.perf_counter() - t0) * 1000)
-    except Exception as e:  # noqa: BLE001
-        load.error(e)
+    await timed_calls(conn, headers, legacy_call_body, load, ok)
     load.mark_finished()
     # Every session stays open until all are done, so "open" memory is read with all
     # of them alive; then a clean DELETE, as a well-behaved client ends its session.
@@ -632,14 +637,7 @@ async def stateless_client(k: int, conn, load: Load) -> None:
         load.error(e)
     load.mark_ready()
     await load.go.wait()
-    try:
-        for rid in range(2, 2 + (CALLS if ok else 0)):
-            t0 = time.perf_counter()
-            result, _ = await rpc(conn, MODERN_CALL_HEADERS, modern_call_body(rid, token), rid)
-            check_kv_read(result)
-            load.call_ms.append((time.perf_counter() - t0) * 1000)
-    except Exception as e:  # noqa: BLE001
-        load.error(e)
+    await timed_calls(conn, MODERN_CALL_HEADERS, lambda rid: modern_call_body(rid, token), load, ok)
     load.mark_finished()
 
 
