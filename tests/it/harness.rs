@@ -349,6 +349,77 @@ impl Blackhole {
     }
 }
 
+/// A loopback TCP relay to a backend that can be taken down and brought back on the
+/// same port: a Vault that stops and returns, as the server sees it. Stopping closes
+/// the listener and every relayed connection.
+pub struct Relay {
+    pub port: u16,
+    target: String,
+    open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    accept: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Relays `127.0.0.1:<port>` (0: any free port) to `target` (`host:port`).
+    pub fn start(port: u16, target: &str) -> Relay {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let open: Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> = Default::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (conns, stopped, to) = (open.clone(), stop.clone(), target.to_string());
+        let accept = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = conn else { break };
+                let Ok(upstream) = std::net::TcpStream::connect(&to) else {
+                    continue;
+                };
+                let pairs = [
+                    (client.try_clone(), upstream.try_clone()),
+                    (upstream.try_clone(), client.try_clone()),
+                ];
+                conns.lock().expect("relay list").extend([client, upstream]);
+                for pair in pairs {
+                    if let (Ok(mut from), Ok(mut into)) = pair {
+                        std::thread::spawn(move || {
+                            let _ = std::io::copy(&mut from, &mut into);
+                            let _ = into.shutdown(std::net::Shutdown::Write);
+                        });
+                    }
+                }
+            }
+        });
+        Relay {
+            port,
+            target: target.to_string(),
+            open,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Takes the backend away: no listener, every relayed connection closed.
+    pub fn stop(mut self) -> (u16, String) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop, which sees the flag and drops the listener.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for c in self.open.lock().expect("relay list").drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        (self.port, std::mem::take(&mut self.target))
+    }
+}
+
 /// Calls `f` until it returns `Some` or `limit` has passed (then `None`). This is a
 /// bounded poll for state the server notices on its own (a file change, a backend
 /// coming back), never a substitute for reading a reply.

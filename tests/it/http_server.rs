@@ -224,6 +224,39 @@ fn readyz_says_why_when_vault_is_down() {
     );
 }
 
+/// `/readyz` follows Vault: 200 while it answers, 503 with a reason once it is gone,
+/// 200 again when it is back on the same address (through a relay the test controls,
+/// since the shared OpenBao cannot be stopped).
+#[test]
+fn readyz_turns_503_when_vault_stops_and_200_when_it_returns() {
+    use crate::harness::{poll_until, Relay};
+    use std::time::Duration;
+
+    let vault = stack_var("VAULT_ADDR");
+    let target = vault.trim_start_matches("http://").trim_end_matches('/');
+    let relay = Relay::start(0, target);
+    let h = Http::start(&[("VAULT_ADDR", relay.url().as_str())]);
+    let ready = |want: &str| {
+        poll_until(Duration::from_secs(20), || {
+            let out = Command::new("curl")
+                .args(["-s", "-m", "10", "-w", "\n%{http_code}", &h.url("/readyz")])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.ends_with(&format!("\n{want}")).then_some(text)
+        })
+    };
+    assert!(ready("200").is_some(), "not ready with Vault up");
+    let (port, target) = relay.stop();
+    let down = ready("503").expect("still ready with Vault gone");
+    assert!(
+        down.contains("\"ready\":false") && down.contains("vault:"),
+        "{down}"
+    );
+    let _relay = Relay::start(port, &target);
+    assert!(ready("200").is_some(), "not ready again once Vault is back");
+}
+
 /// Two `mcpvault-http` replicas on one OpenBao: a revocation written by `mcpvault
 /// revoke --vault-kv` reaches both within 5 s while the parent keeps working on both,
 /// and each reports the shared list's age in `/metrics`.
