@@ -26,9 +26,10 @@ import http.server
 import json
 import os
 import statistics
-import subprocess
 import threading
 import time
+
+from bench_pipe import Pipe
 
 SERVER = os.environ["BENCH_SERVER_BIN"]
 SERVER_ENV = dict(json.loads(os.environ["BENCH_SERVER_ENV"]))
@@ -60,37 +61,13 @@ def main() -> None:
     port = api.server_address[1]
     url = f"http://127.0.0.1:{port}/v1/ping"
 
-    p = subprocess.Popen([SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, env=SERVER_ENV)
-    assert p.stdin and p.stdout
-    ids = iter(range(1, 10**9))
-
-    def request(method: str, params: dict) -> dict:
-        i = next(ids)
-        p.stdin.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": method,
-                                   "params": params}) + "\n").encode())
-        p.stdin.flush()
-        while True:
-            msg = json.loads(p.stdout.readline())
-            if msg.get("id") == i:
-                return msg
-
-    def call(tool: str, args: dict, token: str) -> dict:
-        r = request("tools/call", {"name": tool, "arguments": args, "_meta": {"token": token}})
-        res = r.get("result", {})
-        if res.get("isError") or "error" in r:
-            raise SystemExit(f"{tool} failed: {json.dumps(r)[:300]}")
-        return res["structuredContent"]
+    pipe = Pipe(SERVER, SERVER_ENV, "bench-handles")
+    call = pipe.call
 
     def timed(f) -> float:
         t0 = time.perf_counter()
         f()
         return (time.perf_counter() - t0) * 1e6
-
-    request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                           "clientInfo": {"name": "bench-handles", "version": "1"}})
-    p.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-    p.stdin.flush()
 
     clear = call("kv.read", {"path": KV_PATH}, REVEAL)["data"]["password"]
     handle = call("kv.read", {"path": KV_PATH}, SEALED)["data"]["password"]
@@ -121,8 +98,7 @@ def main() -> None:
         floor_us.append(timed(direct_get))
         plain_us.append(timed(lambda: via(f"Bearer {clear}")))
         placeholder_us.append(timed(lambda: via("Bearer {{" + handle + "}}")))
-    p.stdin.close()
-    p.wait(timeout=30)
+    pipe.close()
     api.shutdown()
 
     med = statistics.median

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import time
+
+from bench_pipe import Pipe
 
 SERVER = os.environ["BENCH_SERVER_BIN"]
 SERVER_ENV = json.loads(os.environ["BENCH_SERVER_ENV"])
@@ -27,27 +28,8 @@ TOKENS = json.loads(os.environ["BENCH_LEASE_TOKENS"])
 
 
 def main() -> None:
-    p = subprocess.Popen([SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, env=SERVER_ENV)
-    assert p.stdin and p.stdout
-    ids = iter(range(1, 10**9))
-
-    def request(method: str, params: dict) -> dict:
-        i = next(ids)
-        p.stdin.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": method,
-                                   "params": params}) + "\n").encode())
-        p.stdin.flush()
-        while True:
-            msg = json.loads(p.stdout.readline())
-            if msg.get("id") == i:
-                return msg
-
-    def call(tool: str, args: dict, token: str) -> dict:
-        r = request("tools/call", {"name": tool, "arguments": args, "_meta": {"token": token}})
-        res = r.get("result", {})
-        if res.get("isError") or "error" in r:
-            raise SystemExit(f"{tool} failed: {json.dumps(r)[:300]}")
-        return res["structuredContent"]
+    pipe = Pipe(SERVER, SERVER_ENV, "bench-leases")
+    call = pipe.call
 
     def timed_issue(token: str) -> float:
         t0 = time.perf_counter()
@@ -56,18 +38,13 @@ def main() -> None:
         call("db.revoke", {"lease_id": c["lease_id"]}, token)
         return dt * 1000
 
-    request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                           "clientInfo": {"name": "bench-leases", "version": "1"}})
-    p.stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
-    p.stdin.flush()
     repeated = TOKENS[0]
     timed_issue(repeated)  # warm-up: creates the repeated token's child
     first, cached = [], []
     for fresh in TOKENS[1:]:
         first.append(timed_issue(fresh))
         cached.append(timed_issue(repeated))
-    p.stdin.close()
-    p.wait(timeout=30)
+    pipe.close()
     m_first, m_cached = statistics.median(first), statistics.median(cached)
     print(f"(g) db.issue_creds, {len(first)} alternated pairs, median ms:")
     print(f"      token seen before (child token cached) {m_cached:8.2f}   <- floor")
