@@ -145,6 +145,18 @@ fn write_args(path: &str) -> Value {
     json!({"path": path, "data": {"k": "confirmed"}})
 }
 
+/// One confirmation-guarded `kv.write` of `path` through `scenario`, no retry state.
+fn write(scenario: &str, token: &str, path: &str, env: &[(&str, &str)]) -> Run {
+    run(
+        scenario,
+        token,
+        "kv.write",
+        &write_args(path),
+        &json!({}),
+        env,
+    )
+}
+
 fn decisions(run: &Run, tool: &str) -> Vec<(String, String)> {
     run.audit
         .iter()
@@ -171,14 +183,7 @@ fn accepted_calls_reach_openbao_on_both_generations() {
     let t = token("kv.write");
     for scenario in ["legacy-accept", "modern-accept"] {
         let path = unique("confirm-yes");
-        let r = run(
-            scenario,
-            &t,
-            "kv.write",
-            &write_args(&path),
-            &json!({}),
-            &[],
-        );
+        let r = write(scenario, &t, &path, &[]);
         let res = only(&r);
         assert_eq!(res["is_error"], false, "{scenario}: {res}");
         assert_eq!(res["asked"], 1, "{scenario}: {res}");
@@ -208,14 +213,7 @@ fn declined_calls_never_reach_openbao() {
     let t = token("kv.*");
     for scenario in ["legacy-decline", "modern-decline"] {
         let path = unique("confirm-no");
-        let r = run(
-            scenario,
-            &t,
-            "kv.write",
-            &write_args(&path),
-            &json!({}),
-            &[],
-        );
+        let r = write(scenario, &t, &path, &[]);
         let res = only(&r);
         assert_eq!(res["is_error"], true, "{scenario}: {res}");
         assert_eq!(res["text"], "denied: declined by user", "{scenario}: {res}");
@@ -243,14 +241,7 @@ fn clients_without_elicitation_are_refused_with_the_exact_text() {
     let t = token("*");
     for scenario in ["legacy-nocap", "modern-nocap"] {
         let path = unique("confirm-nocap");
-        let r = run(
-            scenario,
-            &t,
-            "kv.write",
-            &write_args(&path),
-            &json!({}),
-            &[],
-        );
+        let r = write(scenario, &t, &path, &[]);
         let res = only(&r);
         assert_eq!(res["text"], UNSUPPORTED, "{scenario}: {res}");
         assert_eq!(res["asked"], 0, "{scenario}: {res}");
@@ -318,12 +309,10 @@ fn an_altered_or_replayed_request_state_is_refused() {
 fn an_unanswered_question_times_out() {
     let t = token("kv.write");
     let path = unique("confirm-timeout");
-    let r = run(
+    let r = write(
         "legacy-hang",
         &t,
-        "kv.write",
-        &write_args(&path),
-        &json!({}),
+        &path,
         &[("MCPVAULT_CONFIRM_TIMEOUT", "1")],
     );
     let res = only(&r);
@@ -341,14 +330,7 @@ fn an_unanswered_question_times_out() {
 fn tools_without_a_requirement_are_not_asked() {
     let t = token("kv.delete");
     let path = unique("confirm-none");
-    let r = run(
-        "legacy-accept",
-        &t,
-        "kv.write",
-        &write_args(&path),
-        &json!({}),
-        &[],
-    );
+    let r = write("legacy-accept", &t, &path, &[]);
     let res = only(&r);
     assert_eq!(res["is_error"], false, "{res}");
     assert_eq!(res["asked"], 0, "{res}");

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::harness::poll_until;
 
@@ -148,6 +148,17 @@ pub fn bao(method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON from bao ({e}): {text}"))
     };
     (code, json)
+}
+
+/// Writes `data` at `path` in `subject`'s KV namespace directly in OpenBao (a
+/// secret the test puts there, not one the server wrote).
+pub fn seed_kv(subject: &str, path: &str, data: Value) {
+    let (code, body) = bao(
+        "POST",
+        &format!("secret/data/mcp/{subject}/{path}"),
+        Some(&json!({ "data": data })),
+    );
+    assert_eq!(code, 200, "seed {subject}/{path}: {body}");
 }
 
 /// Number of request lines in OpenBao's file audit log (the stack declares one).

@@ -16,14 +16,8 @@ fn is_handle(v: &Value) -> bool {
         .is_some_and(|s| s.starts_with("mcpvault:handle:") && s.len() >= 16 + 22)
 }
 
-/// Writes `data` at `path` in SUBJECT's namespace directly in OpenBao.
 fn seed(path: &str, data: Value) {
-    let (code, body) = bao(
-        "POST",
-        &format!("secret/data/mcp/{SUBJECT}/{path}"),
-        Some(&json!({ "data": data })),
-    );
-    assert_eq!(code, 200, "seed {path}: {body}");
+    crate::devstack::seed_kv(SUBJECT, path, data);
 }
 
 /// What OpenBao holds at `path` in SUBJECT's namespace.

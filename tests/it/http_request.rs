@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::devstack::{bao, unique};
+use crate::devstack::unique;
 use crate::harness::{sealed_token_for, text, Server};
 
 const SUBJECT: &str = "agentW";
@@ -146,12 +146,7 @@ fn percent(s: &str) -> String {
 }
 
 fn seed(path: &str, data: Value) {
-    let (code, body) = bao(
-        "POST",
-        &format!("secret/data/mcp/{SUBJECT}/{path}"),
-        Some(&json!({ "data": data })),
-    );
-    assert_eq!(code, 200, "seed {path}: {body}");
+    crate::devstack::seed_kv(SUBJECT, path, data);
 }
 
 /// A secret in KV, read back as a handle with `token`.
