@@ -25,7 +25,7 @@ fn verifier(k: &KeyFile) -> Verifier {
 /// A realistic chain: the authority block plus `depth` narrowing blocks (tools, TTL,
 /// resources, a depth cap on the first).
 fn chain(k: &KeyFile, depth: usize) -> String {
-    let mut t = token::mint(
+    let t = token::mint(
         k,
         &MintSpec {
             tools: Some(token::parse_tools("kv.*,transit.encrypt").unwrap()),
@@ -36,22 +36,24 @@ fn chain(k: &KeyFile, depth: usize) -> String {
         },
     )
     .unwrap();
-    for i in 0..depth {
-        t = token::attenuate(
-            &t,
-            None,
-            &AttenuateSpec {
-                tools: Some(token::parse_tools("kv.read,kv.list").unwrap()),
-                ttl: Some(Duration::from_secs(1800)),
-                resources: vec![format!("kv:app/{}*", "x/".repeat(i)).parse().unwrap()],
-                max_delegation_depth: (i == 0).then_some(8),
-                reveal: None,
-                confirm: Vec::new(),
-            },
-        )
-        .unwrap();
-    }
-    t
+    (0..depth).fold(t, |t, i| narrow(&t, i))
+}
+
+/// The chain's block `i + 1`.
+fn narrow(t: &str, i: usize) -> String {
+    token::attenuate(
+        t,
+        None,
+        &AttenuateSpec {
+            tools: Some(token::parse_tools("kv.read,kv.list").unwrap()),
+            ttl: Some(Duration::from_secs(1800)),
+            resources: vec![format!("kv:app/{}*", "x/".repeat(i)).parse().unwrap()],
+            max_delegation_depth: (i == 0).then_some(8),
+            reveal: None,
+            confirm: Vec::new(),
+        },
+    )
+    .unwrap()
 }
 
 fn request(value: &str) -> Request<'_> {
@@ -72,7 +74,8 @@ fn bench_depths(c: &mut Criterion) {
     let k = token::generate_keypair();
     let none = RevocationSet::empty();
     for depth in [1usize, 5] {
-        let t = chain(&k, depth);
+        let parent = chain(&k, depth - 1);
+        let t = narrow(&parent, depth - 1);
         let v = verifier(&k);
         assert!(v.authorize(&t, &request(VALUE), &none).is_ok());
 
@@ -85,6 +88,22 @@ fn bench_depths(c: &mut Criterion) {
                 BatchSize::SmallInput,
             )
         });
+
+        // First sight of a token whose parent was verified before (the common case
+        // for delegation): only the new block's signature is checked.
+        if depth > 1 {
+            c.bench_function(&format!("first_sight_parent_seen/depth{depth}"), |b| {
+                b.iter_batched(
+                    || {
+                        let v = verifier(&k);
+                        assert!(v.authorize(&parent, &request(VALUE), &none).is_ok());
+                        v
+                    },
+                    |v| black_box(v.authorize(black_box(&t), &request(VALUE), &none)).is_ok(),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
 
         // Token seen before, request not: Datalog runs, the signature chain does not.
         let values: Vec<String> = (0..100_000).map(|i| format!("app/x/x/x/x/x/{i}")).collect();
@@ -325,12 +344,65 @@ fn bench_explode(c: &mut Criterion) {
     });
 }
 
+/// Where a depth-5 first sight goes: the static shape walk, biscuit's parse, the
+/// signature chain (one Ed25519 `verify_strict` per block plus the proof), and the
+/// per-token authorizer template. The rest is one authorization.
+fn bench_first_sight_parts(c: &mut Criterion) {
+    let k = token::generate_keypair();
+    let root = token::parse_public_keys(&k.public_key).unwrap()[0];
+    let bytes = decode_token(&chain(&k, 5)).unwrap();
+    let limits = VerifierConfig::default().limits;
+    c.bench_function("first_sight_parts/depth5/shape_walk", |b| {
+        b.iter(|| token::bounds::check(black_box(&bytes), limits.max_facts).is_ok())
+    });
+    c.bench_function("first_sight_parts/depth5/parse", |b| {
+        b.iter(|| UnverifiedBiscuit::from(black_box(&bytes)).is_ok())
+    });
+    let unverified = UnverifiedBiscuit::from(&bytes).unwrap();
+    c.bench_function("first_sight_parts/depth5/signature_chain", |b| {
+        b.iter(|| unverified.clone().verify(root).is_ok())
+    });
+    let parsed = unverified.verify(root).unwrap();
+    let policy = AuthorizerBuilder::new()
+        .code(token::VERIFIER_POLICY)
+        .unwrap()
+        .set_limits(limits);
+    c.bench_function("first_sight_parts/depth5/template_build", |b| {
+        b.iter(|| policy.clone().build(black_box(&parsed)).is_ok())
+    });
+}
+
+/// Why the chain is not batch-verified: for six signatures, ed25519-dalek's batch
+/// costs about half of six `verify_strict`, but the batch equation accepts what
+/// `verify_strict` rejects unless every R and key is checked torsion-free, and that
+/// check costs most of a verification per point (twelve points for six blocks).
+fn bench_why_not_batch(c: &mut Criterion) {
+    use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+    let keys: Vec<SigningKey> = (1..=6u8)
+        .map(|i| SigningKey::from_bytes(&[i; 32]))
+        .collect();
+    let msgs: Vec<Vec<u8>> = (1..=6u8).map(|i| vec![i; 400]).collect();
+    let sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let vks: Vec<VerifyingKey> = keys.iter().map(SigningKey::verifying_key).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    c.bench_function("why_not_batch/6x_verify_strict", |b| {
+        b.iter(|| (0..6).all(|i| vks[i].verify_strict(black_box(&msgs[i]), &sigs[i]).is_ok()))
+    });
+    c.bench_function("why_not_batch/verify_batch_6", |b| {
+        b.iter(|| ed25519_dalek::verify_batch(black_box(&refs), &sigs, &vks).is_ok())
+    });
+    let point = vks[0].to_edwards();
+    c.bench_function("why_not_batch/is_torsion_free_1_point", |b| {
+        b.iter(|| black_box(point).is_torsion_free())
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(30)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_depths, bench_mcpvault_style, bench_explode
+    targets = bench_depths, bench_first_sight_parts, bench_why_not_batch, bench_mcpvault_style, bench_explode
 }
 criterion_main!(benches);

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use biscuit_auth::builder::{date, fact, int, string, AuthorizerBuilder};
 use biscuit_auth::error::{FailedCheck, Logic, Token as BiscuitError};
+use biscuit_auth::format::VerifiedPrefixes;
 use biscuit_auth::{Authorizer, AuthorizerLimits, Biscuit, PublicKey, UnverifiedBiscuit};
 use lru::LruCache;
 use serde::Serialize;
@@ -263,7 +264,31 @@ pub struct Verifier {
     /// lookup, not a signature check; run-limit rejections are not kept (they can
     /// depend on load).
     tokens: Mutex<LruCache<Box<str>, FirstSight>>,
+    /// Signature-chain prefixes already verified: a token attenuated from one seen
+    /// before has only its new blocks' signatures checked (vendor/README.md).
+    prefixes: Prefixes,
     decisions: Mutex<LruCache<DecisionKey, Result<(), Denial>>>,
+}
+
+/// Digests of verified signature-chain prefixes (LRU). Only digests of chains that
+/// verified in full are ever inserted, so a hit is a chain checked before.
+struct Prefixes(Mutex<LruCache<[u8; 32], ()>>);
+
+impl VerifiedPrefixes for Prefixes {
+    fn contains(&self, digest: &[u8; 32]) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .is_some()
+    }
+
+    fn insert(&self, digests: &[[u8; 32]]) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for d in digests {
+            cache.put(*d, ());
+        }
+    }
 }
 
 fn nz(n: usize) -> NonZeroUsize {
@@ -281,6 +306,10 @@ impl Verifier {
         Ok(Verifier {
             roots,
             tokens: Mutex::new(LruCache::new(nz(config.token_cache))),
+            // A few prefixes per token (each is 32 bytes): a chain's ancestors too.
+            prefixes: Prefixes(Mutex::new(LruCache::new(nz(config
+                .token_cache
+                .saturating_mul(4))))),
             decisions: Mutex::new(LruCache::new(nz(config.decision_cache))),
             config,
             policy,
@@ -472,10 +501,13 @@ impl Verifier {
             return Err(Denial::Malformed("third-party blocks are not accepted".into()).into());
         }
         let biscuit = match self.roots.as_slice() {
-            [one] => unverified.verify(*one).ok(),
-            roots => roots
-                .iter()
-                .find_map(|pk| unverified.clone().verify(*pk).ok()),
+            [one] => unverified.verify_with_prefixes(*one, &self.prefixes).ok(),
+            roots => roots.iter().find_map(|pk| {
+                unverified
+                    .clone()
+                    .verify_with_prefixes(*pk, &self.prefixes)
+                    .ok()
+            }),
         }
         .ok_or(Denial::BadSignature)?;
         let authority = match shape.authority {

@@ -100,6 +100,29 @@ impl UnverifiedBiscuit {
         })
     }
 
+    /// checks the signature of the token like [`UnverifiedBiscuit::verify`], skipping
+    /// the blocks of a prefix already verified against the same root key (see
+    /// [`crate::format::SerializedBiscuit::verify_with_prefixes`])
+    pub fn verify_with_prefixes<KP>(
+        self,
+        key_provider: KP,
+        prefixes: &dyn crate::format::VerifiedPrefixes,
+    ) -> Result<Biscuit, error::Format>
+    where
+        KP: RootKeyProvider,
+    {
+        let key = key_provider.choose(self.root_key_id())?;
+        self.container.verify_with_prefixes(&key, prefixes)?;
+
+        Ok(Biscuit {
+            root_key_id: self.container.root_key_id,
+            authority: self.authority,
+            blocks: self.blocks,
+            symbols: self.symbols,
+            container: self.container,
+        })
+    }
+
     /// adds a new block to the token
     ///
     /// since the public key is integrated into the token, the keypair can be
