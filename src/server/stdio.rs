@@ -6,9 +6,10 @@
 //! careful client deserves an answer to every request, so this layer reads stdin
 //! itself, bounds each message, checks every message against rmcp's own message type
 //! (so what it forwards is exactly what rmcp can read), answers the rest with a
-//! JSON-RPC error carrying the request's id, and forwards everything else to rmcp over
-//! an in-memory pipe. A single writer task owns stdout, so lines from rmcp and from
-//! this guard never interleave.
+//! JSON-RPC error carrying the request's id, and hands everything else to rmcp as the
+//! message it already parsed, over a typed channel (`Pipe`, an rmcp `Transport`): each
+//! line is parsed once, and rmcp's replies are serialized once, by the writer. A single
+//! writer task owns stdout, so lines from rmcp and from this guard never interleave.
 //!
 //! Why each part exists, since rmcp's own stdio transport is not enough:
 //! - `read_bounded`: rmcp's reader drops an over-long line silently; the contract
@@ -16,15 +17,20 @@
 //! - `Judge::judge`/`diagnose`: rmcp drops unparsable lines (the contract wants
 //!   `-32700`), answers batches and non-objects without an id, quits on a notification
 //!   or response before `initialize`, and reads typed methods with bad params as
-//!   unknown methods (`-32601` instead of `-32602`).
-//! - the in-flight id set and `outgoing`: rmcp has no notion of a duplicate in-flight
-//!   id; replies retire ids (read with a field-skipping parse, not a second tree).
+//!   unknown methods (`-32601` instead of `-32602`). Only typed messages reach rmcp, so
+//!   the guard also answers what rmcp's line reader used to (a malformed notification
+//!   or response: `-32600`, `"id": null`) and drops what it ignored.
+//! - the in-flight id set and `put`: rmcp has no notion of a duplicate in-flight id;
+//!   replies retire ids (read from the typed reply, just before it is written).
 //! - `SyncStdout` and the writer task: one writer, batched flushes.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use rmcp::model::{ClientJsonRpcMessage, ClientNotification, ClientRequest, JsonRpcMessage};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, JsonRpcMessage, ServerJsonRpcMessage,
+};
+use rmcp::RoleServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -82,9 +88,13 @@ fn usable_id(id: &Value) -> Option<Value> {
 }
 
 /// What to do with one line read from the client.
-#[derive(Debug, PartialEq)]
+// The large variant is the common one and moves on into rmcp's channel: a box would
+// only add an allocation per message.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 enum Verdict {
-    Forward,
+    /// Hand rmcp the message, as parsed here.
+    Forward(ClientJsonRpcMessage),
     Skip,
     Reply(String),
 }
@@ -113,40 +123,44 @@ impl Judge {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Verdict::Skip;
         }
-        // The common case: one typed parse, the same rmcp will do.
+        // The common case: one typed parse, the only one: rmcp gets its result.
         match serde_json::from_slice::<ClientJsonRpcMessage>(line) {
-            Ok(msg) => self.admit(&msg),
+            Ok(msg) => match self.admit(&msg) {
+                None => Verdict::Forward(msg),
+                Some(refusal) => refusal,
+            },
             Err(_) => diagnose(line),
         }
     }
 
-    fn admit(&mut self, msg: &ClientJsonRpcMessage) -> Verdict {
+    /// `None` to forward `msg`, or what to do instead.
+    fn admit(&mut self, msg: &ClientJsonRpcMessage) -> Option<Verdict> {
         match msg {
             JsonRpcMessage::Request(r) => {
                 if let ClientRequest::CustomRequest(c) = &r.request {
                     if TYPED_METHODS.contains(&c.method.as_str()) {
-                        return Verdict::Reply(invalid_params(
+                        return Some(Verdict::Reply(invalid_params(
                             r.id.clone().into_json_value(),
                             &c.method,
-                        ));
+                        )));
                     }
                 }
                 if !self.flight().insert(id_key(&r.id)) {
-                    return Verdict::Reply(error_line(
+                    return Some(Verdict::Reply(error_line(
                         r.id.clone().into_json_value(),
                         -32600,
                         "Invalid Request: a request with this id is still in flight",
-                    ));
+                    )));
                 }
                 if matches!(r.request, ClientRequest::InitializeRequest(_)) {
                     self.initialized = true;
                 }
-                Verdict::Forward
+                None
             }
             JsonRpcMessage::Notification(n) => {
                 if !self.initialized {
                     tracing::debug!("notification before initialize dropped");
-                    return Verdict::Skip;
+                    return Some(Verdict::Skip);
                 }
                 // A cancelled request gets no response (rmcp drops it): its id is free.
                 if let ClientNotification::CancelledNotification(c) = &n.notification {
@@ -154,23 +168,20 @@ impl Judge {
                         self.flight().remove(&id_key(id));
                     }
                 }
-                Verdict::Forward
+                None
             }
             JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => {
-                if self.initialized {
-                    Verdict::Forward
-                } else {
+                (!self.initialized).then(|| {
                     tracing::debug!("response before initialize dropped");
                     Verdict::Skip
-                }
+                })
             }
         }
     }
 }
 
-/// Why a line is not a message rmcp can read, as the reply to send; or `Forward` for
-/// a malformed notification or response (no id to answer: rmcp ignores it or answers
-/// with a null id).
+/// Why a line is not a message rmcp can read, as the reply to send (`Skip` for a
+/// notification rmcp's line reader ignored).
 fn diagnose(line: &[u8]) -> Verdict {
     let value: Value = match serde_json::from_slice(line) {
         Ok(v) => v,
@@ -208,11 +219,25 @@ fn diagnose(line: &[u8]) -> Verdict {
             "Invalid Request: \"jsonrpc\" must be \"2.0\"",
         ));
     }
+    // No id to answer with. rmcp's line reader (before this guard handed it typed
+    // messages) answered these with an id-less -32600, and ignored a notification whose
+    // method it does not know: keep both.
     let Some(method) = obj.get("method") else {
-        return Verdict::Forward;
+        return Verdict::Reply(error_line(
+            Value::Null,
+            -32600,
+            "Invalid Request: no method, and not a valid JSON-RPC response",
+        ));
     };
     if !obj.contains_key("id") {
-        return Verdict::Forward;
+        return match method.as_str() {
+            Some(m) if !rmcp_knows(m) => Verdict::Skip,
+            _ => Verdict::Reply(error_line(
+                Value::Null,
+                -32600,
+                "Invalid Request: not a valid MCP notification",
+            )),
+        };
     }
     let msg = match (id, method.as_str()) {
         (None, _) => "Invalid Request: id must be a string or an integer".to_string(),
@@ -220,6 +245,42 @@ fn diagnose(line: &[u8]) -> Verdict {
         (Some(_), Some(m)) => return Verdict::Reply(invalid_params(reply_id, m)),
     };
     Verdict::Reply(error_line(reply_id, -32600, &msg))
+}
+
+/// Whether rmcp 3.9's line reader counted `method` as standard MCP (its
+/// `is_standard_method`): a malformed notification with any other method was ignored.
+fn rmcp_knows(method: &str) -> bool {
+    matches!(
+        method,
+        "initialize"
+            | "ping"
+            | "server/discover"
+            | "prompts/get"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "resources/templates/list"
+            | "subscriptions/listen"
+            | "tools/call"
+            | "tools/list"
+            | "completion/complete"
+            | "elicitation/create"
+            | "logging/setLevel"
+            | "roots/list"
+            | "sampling/createMessage"
+            | "notifications/cancelled"
+            | "notifications/initialized"
+            | "notifications/message"
+            | "notifications/progress"
+            | "notifications/prompts/list_changed"
+            | "notifications/resources/list_changed"
+            | "notifications/resources/updated"
+            | "notifications/roots/list_changed"
+            | "notifications/subscriptions/acknowledged"
+            | "notifications/tools/list_changed"
+    )
 }
 
 /// Never echoes serde's message: it quotes values, which may be secrets.
@@ -311,7 +372,7 @@ pub async fn replay(input: &[u8], max_message: usize) -> std::io::Result<Trace> 
         match line {
             Line::Oversized(n) => trace.replies.push(oversized_reply(n, max_message)),
             Line::Message => match judge.judge(&buf) {
-                Verdict::Forward => trace.forwarded.push(buf.clone()),
+                Verdict::Forward(_) => trace.forwarded.push(buf.clone()),
                 Verdict::Skip => trace.skipped += 1,
                 Verdict::Reply(l) => trace.replies.push(l),
             },
@@ -320,46 +381,121 @@ pub async fn replay(input: &[u8], max_message: usize) -> std::io::Result<Trace> 
     Ok(trace)
 }
 
-/// A line rmcp wrote: retires the id of a response, and gives an id-less error reply
-/// (rmcp's answer to a malformed notification) the `"id": null` JSON-RPC requires.
-fn outgoing(line: String, in_flight: &InFlight) -> String {
-    /// Only what retiring an id needs: the other fields (a result may be large) are
-    /// skipped by the scanner, never built into a tree.
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        id: Option<Value>,
-        method: Option<serde::de::IgnoredAny>,
-    }
-    let Ok(env) = serde_json::from_str::<Envelope>(&line) else {
-        return line;
-    };
-    match env {
-        // A request or notification of rmcp's own (to the client): no id to retire.
-        Envelope {
-            method: Some(_), ..
-        } => line,
-        Envelope {
-            id: Some(id),
-            method: None,
-        } => {
-            in_flight
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id.to_string());
-            line
+/// What the writer task puts on stdout, one line each.
+// Most are rmcp's: a box would add an allocation per reply to save slot space.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum Out {
+    /// A reply of the guard's own.
+    Line(String),
+    /// A message from rmcp: serialized by the writer, straight into its batch.
+    Rmcp(ServerJsonRpcMessage),
+}
+
+/// Appends `out` and a newline to `buf`. A reply from rmcp retires its id here, just
+/// before it is written: the client cannot reuse the id before it sees the reply.
+fn put(buf: &mut Vec<u8>, out: Out, in_flight: &InFlight) {
+    let msg = match out {
+        Out::Line(line) => {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+            return;
         }
-        // rmcp answers some malformed requests without an id (or a null one): give
-        // the reply the `"id": null` JSON-RPC requires. Rare, so a full parse is fine.
-        Envelope {
-            id: None,
-            method: None,
-        } => match serde_json::from_str::<Value>(&line) {
-            Ok(Value::Object(mut v)) => {
-                v.insert("id".into(), Value::Null);
-                Value::Object(v).to_string()
+        Out::Rmcp(msg) => msg,
+    };
+    let id = match &msg {
+        JsonRpcMessage::Response(r) => Some(&r.id),
+        JsonRpcMessage::Error(e) => e.id.as_ref(),
+        // A request or notification of rmcp's own (to the client): no id to retire.
+        JsonRpcMessage::Request(_) | JsonRpcMessage::Notification(_) => None,
+    };
+    if let Some(id) = id {
+        in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id_key(id));
+    }
+    let start = buf.len();
+    let written = match &msg {
+        // rmcp's error type leaves out an absent id, and JSON-RPC requires `"id": null`.
+        // Its service sets one on every error it sends today; this keeps the line valid
+        // if that changes (its old line reader did send id-less errors).
+        JsonRpcMessage::Error(e) if e.id.is_none() => serde_json::to_writer(
+            &mut *buf,
+            &NullIdError {
+                jsonrpc: "2.0",
+                id: (),
+                error: &e.error,
+            },
+        ),
+        _ => serde_json::to_writer(&mut *buf, &msg),
+    };
+    if let Err(err) = written {
+        // Never half a line on stdout; a request still gets an answer.
+        buf.truncate(start);
+        tracing::error!(%err, "a reply could not be serialized");
+        let Some(id) = id else { return };
+        let line = error_line(
+            id.clone().into_json_value(),
+            -32603,
+            "Internal error: the reply could not be serialized",
+        );
+        buf.extend_from_slice(line.as_bytes());
+    }
+    buf.push(b'\n');
+}
+
+/// An error reply with `"id": null` (`()` serializes as `null`).
+#[derive(serde::Serialize)]
+struct NullIdError<'a> {
+    jsonrpc: &'static str,
+    id: (),
+    error: &'a rmcp::model::ErrorData,
+}
+
+/// The writer task has stopped: stdout is gone.
+#[derive(Debug, thiserror::Error)]
+#[error("the stdout writer has stopped")]
+pub struct WriterClosed;
+
+/// rmcp's end of the guard, an rmcp `Transport`: the client's messages as the guard
+/// parsed them, and rmcp's replies straight to the writer task, over bounded channels
+/// (a full one makes the sender wait; nothing is dropped). Implemented directly rather
+/// than as rmcp's `(Sink, Stream)` pair, whose adapter takes a lock on every send.
+pub struct Pipe {
+    from_client: mpsc::Receiver<ClientJsonRpcMessage>,
+    to_writer: Option<mpsc::Sender<Out>>,
+}
+
+impl rmcp::transport::Transport<RoleServer> for Pipe {
+    type Error = WriterClosed;
+
+    fn send(
+        &mut self,
+        item: ServerJsonRpcMessage,
+    ) -> impl std::future::Future<Output = Result<(), WriterClosed>> + Send + 'static {
+        // The future must be 'static (rmcp may run it as a task of its own): it owns
+        // a sender.
+        let to_writer = self.to_writer.clone();
+        async move {
+            match to_writer {
+                Some(tx) => tx.send(Out::Rmcp(item)).await.map_err(|_| WriterClosed),
+                None => Err(WriterClosed),
             }
-            _ => line,
-        },
+        }
+    }
+
+    /// Cancel-safe (rmcp polls it in a `select!`): `mpsc::Receiver::recv` is.
+    fn receive(
+        &mut self,
+    ) -> impl std::future::Future<Output = Option<ClientJsonRpcMessage>> + Send {
+        self.from_client.recv()
+    }
+
+    async fn close(&mut self) -> Result<(), WriterClosed> {
+        // rmcp has sent its last reply: the writer may end once the guard's are out.
+        self.to_writer = None;
+        Ok(())
     }
 }
 
@@ -406,7 +542,7 @@ impl AsyncWrite for SyncStdout {
     }
 }
 
-/// Runs `serve` (rmcp on one end of a pipe) behind the guard until stdin closes or
+/// Runs `serve` (rmcp on the guard's `Pipe`) behind the guard until stdin closes or
 /// `shutdown` fires, then lets rmcp finish in-flight calls and flushes their replies.
 pub async fn run<R, W, F, Fut>(
     input: R,
@@ -418,36 +554,29 @@ pub async fn run<R, W, F, Fut>(
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
-    F: FnOnce(tokio::io::DuplexStream) -> Fut,
+    F: FnOnce(Pipe) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    // rmcp drops longer lines without a word: never forward one.
+    // The bound rmcp's line reader had (it dropped longer lines). rmcp reads no lines
+    // now, but a configured limit keeps meaning what it did.
     let max_message = max_message.clamp(1, rmcp::transport::async_rw::DEFAULT_MAX_LINE_LENGTH - 1);
-    let (ours, theirs) = tokio::io::duplex(256 * 1024);
-    let (from_rmcp, mut to_rmcp) = tokio::io::split(ours);
-    let (tx, mut rx) = mpsc::channel::<String>(1024);
+    // Few slots: rmcp takes a message each time its loop turns, and one slot may hold
+    // a message of up to `max_message` bytes.
+    let (to_rmcp, from_client) = mpsc::channel::<ClientJsonRpcMessage>(64);
+    let (tx, mut rx) = mpsc::channel::<Out>(1024);
     let in_flight: InFlight = Arc::new(Mutex::new(HashSet::new()));
 
-    let rmcp_task = tokio::spawn(serve(theirs));
-
-    // rmcp -> stdout (via the writer). Responses retire their id from the in-flight set.
-    let tx_out = tx.clone();
-    let flight_out = in_flight.clone();
-    let pump_out = tokio::spawn(async move {
-        let mut lines = BufReader::new(from_rmcp).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx_out.send(outgoing(line, &flight_out)).await.is_err() {
-                break;
-            }
-        }
-    });
+    let rmcp_task = tokio::spawn(serve(Pipe {
+        from_client,
+        to_writer: Some(tx.clone()),
+    }));
 
     // stdin -> rmcp, answering what rmcp would drop or mishandle.
-    let tx_in = tx.clone();
+    let flight_in = in_flight.clone();
     let pump_in = tokio::spawn(async move {
         let mut reader = BufReader::with_capacity(64 * 1024, input);
         let mut buf = Vec::with_capacity(4096);
-        let mut judge = Judge::new(in_flight);
+        let mut judge = Judge::new(flight_in);
         tokio::pin!(shutdown);
         loop {
             let read = tokio::select! {
@@ -463,40 +592,32 @@ where
                 Ok(Some(Line::Message)) => match judge.judge(&buf) {
                     Verdict::Skip => continue,
                     Verdict::Reply(line) => line,
-                    Verdict::Forward => {
-                        if !buf.ends_with(b"\n") {
-                            buf.push(b'\n');
-                        }
-                        if to_rmcp.write_all(&buf).await.is_err() {
+                    Verdict::Forward(msg) => {
+                        if to_rmcp.send(msg).await.is_err() {
                             break;
                         }
                         continue;
                     }
                 },
             };
-            if tx_in.send(reply).await.is_err() {
+            if tx.send(Out::Line(reply)).await.is_err() {
                 break;
             }
         }
         // EOF or shutdown: closing rmcp's input makes it finish in-flight calls and stop.
-        let _ = to_rmcp.shutdown().await;
+        drop(to_rmcp);
     });
-    drop(tx);
 
     let writer = tokio::spawn(async move {
         // One write and one flush per batch: under load, replies that are already
         // queued go out together instead of one syscall round each.
         let mut buf = Vec::with_capacity(64 * 1024);
-        while let Some(line) = rx.recv().await {
+        while let Some(out) = rx.recv().await {
             buf.clear();
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
+            put(&mut buf, out, &in_flight);
             while buf.len() < 256 * 1024 {
                 match rx.try_recv() {
-                    Ok(more) => {
-                        buf.extend_from_slice(more.as_bytes());
-                        buf.push(b'\n');
-                    }
+                    Ok(more) => put(&mut buf, more, &in_flight),
                     Err(_) => break,
                 }
             }
@@ -508,7 +629,6 @@ where
 
     let _ = pump_in.await;
     let _ = rmcp_task.await;
-    let _ = pump_out.await;
     writer.await.unwrap_or(Ok(()))
 }
 
@@ -518,6 +638,18 @@ mod tests {
 
     fn judge_str(s: &str) -> Verdict {
         Judge::new(Default::default()).judge(s.as_bytes())
+    }
+
+    fn forwarded(v: &Verdict) -> bool {
+        matches!(v, Verdict::Forward(_))
+    }
+
+    /// What the writer task would write for `out`.
+    fn written(out: Out, set: &InFlight) -> Value {
+        let mut buf = Vec::new();
+        put(&mut buf, out, set);
+        assert_eq!(buf.pop(), Some(b'\n'));
+        serde_json::from_slice(&buf).unwrap()
     }
 
     fn reply(v: Verdict) -> Value {
@@ -546,11 +678,10 @@ mod tests {
         let no_version = reply(judge_str("{\"id\":1,\"method\":\"ping\"}"));
         assert_eq!(no_version["id"], 1);
         assert_eq!(no_version["error"]["code"], -32600);
-        assert_eq!(judge_str("   "), Verdict::Skip);
-        assert_eq!(
-            judge_str("\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"),
-            Verdict::Forward
-        );
+        assert!(matches!(judge_str("   "), Verdict::Skip));
+        assert!(forwarded(&judge_str(
+            "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}"
+        )));
     }
 
     #[test]
@@ -588,12 +719,16 @@ mod tests {
         let set: InFlight = Default::default();
         let mut j = Judge::new(set.clone());
         let line = b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}";
-        assert_eq!(j.judge(line), Verdict::Forward);
+        assert!(forwarded(&j.judge(line)));
         // 7.0 is the same request id for rmcp.
         let same = b"{\"jsonrpc\":\"2.0\",\"id\":7.0,\"method\":\"ping\"}";
         assert!(matches!(j.judge(same), Verdict::Reply(l) if l.contains("in flight")));
-        outgoing(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#.into(), &set);
-        assert_eq!(j.judge(line), Verdict::Forward);
+        let done = ServerJsonRpcMessage::response(
+            rmcp::model::ServerResult::empty(()),
+            rmcp::model::RequestId::Number(7),
+        );
+        assert_eq!(written(Out::Rmcp(done), &set)["id"], 7);
+        assert!(forwarded(&j.judge(line)));
     }
 
     #[test]
@@ -602,31 +737,53 @@ mod tests {
         let mut j = Judge::new(set.clone());
         let note = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         let resp = br#"{"jsonrpc":"2.0","id":9,"result":{}}"#;
-        assert_eq!(j.judge(note), Verdict::Skip);
-        assert_eq!(j.judge(resp), Verdict::Skip);
+        assert!(matches!(j.judge(note), Verdict::Skip));
+        assert!(matches!(j.judge(resp), Verdict::Skip));
         let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
-        assert_eq!(j.judge(init), Verdict::Forward);
-        assert_eq!(j.judge(note), Verdict::Forward);
+        assert!(forwarded(&j.judge(init)));
+        assert!(forwarded(&j.judge(note)));
         // A cancelled request's id is free again (rmcp sends no response for it).
         let slow = br#"{"jsonrpc":"2.0","id":"s","method":"ping"}"#;
-        assert_eq!(j.judge(slow), Verdict::Forward);
+        assert!(forwarded(&j.judge(slow)));
         let cancel =
             br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s"}}"#;
-        assert_eq!(j.judge(cancel), Verdict::Forward);
-        assert_eq!(j.judge(slow), Verdict::Forward);
+        assert!(forwarded(&j.judge(cancel)));
+        assert!(forwarded(&j.judge(slow)));
     }
 
     #[test]
     fn id_less_errors_from_rmcp_get_a_null_id() {
         let set: InFlight = Default::default();
-        let out = outgoing(
-            r#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid request"}}"#.into(),
-            &set,
+        let err = ServerJsonRpcMessage::error(
+            rmcp::model::ErrorData::invalid_request("Invalid request", None),
+            None,
         );
-        assert_eq!(
-            serde_json::from_str::<Value>(&out).unwrap()["id"],
-            Value::Null
-        );
+        let out = written(Out::Rmcp(err), &set);
+        assert_eq!(out.get("id"), Some(&Value::Null), "{out}");
+        assert_eq!(out["error"]["code"], -32600, "{out}");
+    }
+
+    #[test]
+    fn malformed_notifications_and_responses_are_answered_as_rmcp_did() {
+        // rmcp's line reader answered these with an id-less -32600 (now the guard's).
+        for line in [
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":"x"}"#,
+            r#"{"jsonrpc":"2.0","method":7}"#,
+            r#"{"jsonrpc":"2.0","id":3,"result":{},"error":{"code":1,"message":"x"}}"#,
+            r#"{"jsonrpc":"2.0","id":3}"#,
+        ] {
+            let r = reply(judge_str(line));
+            assert_eq!(
+                (r["id"].clone(), r["error"]["code"].clone()),
+                (Value::Null, json!(-32600)),
+                "{line}"
+            );
+        }
+        // ... and ignored a malformed notification whose method it does not know.
+        assert!(matches!(
+            judge_str(r#"{"jsonrpc":"2.0","method":"x/y","params":7}"#),
+            Verdict::Skip
+        ));
     }
 
     #[tokio::test]
@@ -650,6 +807,59 @@ mod tests {
         );
         assert_eq!(buf, b"yyyyyyyyyy");
         assert_eq!(read_bounded(&mut r, 10, &mut buf).await.unwrap(), None);
+    }
+
+    /// The whole path with rmcp behind it: typed messages in, typed replies out, the
+    /// guard's own replies beside them, and every reply flushed when stdin ends.
+    #[tokio::test]
+    async fn run_serves_rmcp_and_flushes_every_reply_at_eof() {
+        use rmcp::ServiceExt;
+        use tokio::io::AsyncReadExt;
+        struct Nop;
+        impl rmcp::ServerHandler for Nop {}
+        let input = concat!(
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            "\n",
+            r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#,
+            "\n",
+            "garbage\n",
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":"x"}"#,
+            "\n",
+        );
+        let (output, mut stdout) = tokio::io::duplex(1 << 20);
+        run(
+            input.as_bytes(),
+            output,
+            1024,
+            std::future::pending(),
+            |pipe| async move {
+                if let Ok(running) = Nop.serve(pipe).await {
+                    let _ = running.waiting().await;
+                }
+            },
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).await.unwrap();
+        let replies: Vec<Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let by_id = |id: Value| replies.iter().filter(move |r| r["id"] == id);
+        assert!(
+            by_id(json!(1)).any(|r| r["result"]["serverInfo"].is_object()),
+            "{out}"
+        );
+        assert!(by_id(json!("p")).any(|r| r["result"] == json!({})), "{out}");
+        let mut null: Vec<_> = by_id(Value::Null)
+            .map(|r| r["error"]["code"].clone())
+            .collect();
+        null.sort_by_key(|c| c.as_i64());
+        assert_eq!(null, [json!(-32700), json!(-32600)], "{out}");
+        assert_eq!(replies.len(), 4, "{out}");
     }
 
     #[tokio::test]
