@@ -16,10 +16,6 @@
 //! by its backend's own timeouts (`VAULT_TIMEOUT_SECS`, the KMS client's, the
 //! `http.request` timeout), so a hung backend still gets the caller an error.
 
-// See the mimalloc line in Cargo.toml for why.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -1,10 +1,6 @@
 //! `mcpvault-stdio`: the stdio MCP server. stdout carries JSON-RPC only; all logs go
 //! to stderr.
 
-// See the mimalloc line in Cargo.toml for why.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use mcpvault::config::Config;

@@ -3,10 +3,6 @@
 //!
 //! `cargo bench --bench verify`
 
-// The allocator the servers run with (root Cargo.toml): the figures are theirs.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
