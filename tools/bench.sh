@@ -13,7 +13,8 @@
 #   (d) peak RSS (VmHWM) after 10,000 calls
 #   (k) kv.read on several servers and the raw floor called in turn (this build with
 #       the audit log on stderr, `always` and `batch`; an earlier build's binaries
-#       beside it with MCPVAULT_BENCH_BEFORE_BIN_DIR=DIR), and their 16-client throughput
+#       beside it with MCPVAULT_BENCH_BEFORE_BIN_DIR=DIR), with each server's CPU per call
+#       (/proc, user + system), and their 16-client throughput
 # tools/bench_leases.py: (g) db.issue_creds through a new token (child token
 # created) vs a known one (cached), alternated; and
 # tools/bench_sdk.py: (f) the official MCP Python SDK, measured as

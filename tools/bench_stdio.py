@@ -130,6 +130,13 @@ class Server:
                     return int(l.split()[1])
         raise BenchError(f"{field} not in /proc/{self.p.pid}/status")
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used (user + system): its own cost, which
+        steal and the backend's load do not inflate as they do wall time."""
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         try:
             self.p.stdin.close()
@@ -350,7 +357,10 @@ def bench_compare(warm: int = 20, rounds: int = 1000) -> dict:
     try:
         for s in servers:
             s.initialize()
+        cpu0 = []
         for r in range(warm + rounds):
+            if r == warm:
+                cpu0 = [s.cpu_s() for s in servers]
             for k, s in enumerate(servers):
                 t0 = time.perf_counter()
                 s.write(call_line(r + 1))
@@ -363,14 +373,16 @@ def bench_compare(warm: int = 20, rounds: int = 1000) -> dict:
             http_get(conn)
             if r >= warm:
                 raw.append((time.perf_counter() - t0) * 1e6)
+        cpu = [(s.cpu_s() - c0) / rounds * 1e6 for s, c0 in zip(servers, cpu0)]
     finally:
         for s in servers:
             s.close()
         conn.close()
     floor = pct(raw, 50)
     rows = [{"label": v["label"], "p50_us": pct(x, 50), "p99_us": pct(x, 99),
-             "ratio_p50": pct(x, 50) / floor, "added_p50_us": pct(x, 50) - floor}
-            for v, x in zip(vs, lat)]
+             "ratio_p50": pct(x, 50) / floor, "added_p50_us": pct(x, 50) - floor,
+             "server_cpu_us": c}
+            for v, x, c in zip(vs, lat, cpu)]
     return {"rounds": rounds, "raw_p50_us": floor, "raw_p99_us": pct(raw, 99), "rows": rows}
 
 
@@ -468,12 +480,12 @@ def main() -> int:
         c = results["compare"]
         print(f"(k1) kv.read, every server below and the raw HTTP floor called in turn, one call each,"
               f" {c['rounds']} rounds:")
-        print(f"      {'':44}{'p50':>9}{'p99':>9}{'x floor':>9}{'added':>9}")
+        print(f"      {'':44}{'p50':>9}{'p99':>9}{'x floor':>9}{'added':>9}{'cpu/call':>10}")
         print(f"      {'raw HTTP KV v2 GET (keep-alive): the floor':44}{c['raw_p50_us']:>7.0f}us"
               f"{c['raw_p99_us']:>7.0f}us{1:>9.2f}")
         for r in c["rows"]:
             print(f"      {r['label']:44}{r['p50_us']:>7.0f}us{r['p99_us']:>7.0f}us"
-                  f"{r['ratio_p50']:>9.2f}{r['added_p50_us']:>+7.0f}us")
+                  f"{r['ratio_p50']:>9.2f}{r['added_p50_us']:>+7.0f}us{r['server_cpu_us']:>8.0f}us")
     if "compare_through" in results:
         t = results["compare_through"]
         print(f"(k2) throughput, {t['clients']} clients x {t['calls_per_client']} kv.read, median of"
