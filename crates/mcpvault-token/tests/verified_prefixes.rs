@@ -327,8 +327,8 @@ fn the_verifier_admits_a_seen_parents_child_and_refuses_a_forged_one() {
         ..AttenuateSpec::default()
     };
     let child = attenuate(&parent, None, &narrow).expect("attenuate");
-    let mut forged = schema::Biscuit::decode(decode_token(&child).expect("b64").as_slice())
-        .expect("decode");
+    let mut forged =
+        schema::Biscuit::decode(decode_token(&child).expect("b64").as_slice()).expect("decode");
     let last = forged.blocks.len() - 1;
     forged.blocks[last].signature[5] ^= 0x20;
     let forged = encode_token(&forged.encode_to_vec());
