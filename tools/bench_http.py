@@ -70,6 +70,8 @@ import urllib.parse
 
 import httpx2
 
+from bench_common import BenchError, pct, run
+
 HTTP_BIN = os.environ["BENCH_HTTP_BIN"]
 STDIO_BIN = os.environ["BENCH_SERVER_BIN"]
 STDIO_ENV = json.loads(os.environ["BENCH_SERVER_ENV"])
@@ -106,10 +108,6 @@ MODERN_META = {
 }
 
 
-class BenchError(Exception):
-    pass
-
-
 class CallError(Exception):
     """One failed request; `kind` groups the error counts."""
 
@@ -117,16 +115,6 @@ class CallError(Exception):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
-
-
-def pct(xs: list[float], p: float) -> float:
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    k = (len(s) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 # ---------------------------------------------------------------- messages --
@@ -810,8 +798,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print(f"[bench] FAILED: {e}", file=sys.stderr)
-        sys.exit(1)
+    run(main)

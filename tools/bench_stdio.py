@@ -37,6 +37,8 @@ import threading
 import time
 import urllib.parse
 
+from bench_common import BenchError, pct, run
+
 SERVER = os.environ["BENCH_SERVER_BIN"]
 SERVER_ENV = json.loads(os.environ["BENCH_SERVER_ENV"])
 TOKEN = os.environ["BENCH_TOKEN"]
@@ -62,18 +64,6 @@ CALL_HEAD, CALL_TAIL = (s.encode() for s in _CALL.split("999999999"))
 
 def call_line(i: int) -> bytes:
     return CALL_HEAD + str(i).encode() + CALL_TAIL
-
-
-def pct(xs: list[float], p: float) -> float:
-    s = sorted(xs)
-    k = (len(s) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
-class BenchError(Exception):
-    pass
 
 
 def check_reply(line: bytes, want_id: int | None = None) -> dict:
@@ -500,8 +490,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as e:
-        print(f"[bench] FAILED: {e}", file=sys.stderr)
-        sys.exit(1)
+    run(main)
